@@ -1,0 +1,181 @@
+"""Settings of the execution core, loadable from config/execution.yaml or ROS params.
+
+Every config is a frozen dataclass checked when built, so a bad value fails at start-up with one message
+listing every problem, never mid-run on the robot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+from groot_ros.paths import config_dir
+
+MODES = ("async", "sync")
+BLENDS = ("none", "crossfade", "lowpass")
+
+C = TypeVar("C")
+
+
+class ExecutionConfigError(ValueError):
+    """An execution setting that cannot work; the message names the key and the accepted values."""
+
+
+def _raise_if(problems: list[str], what: str) -> None:
+    if problems:
+        raise ExecutionConfigError(f"invalid {what} settings:\n  - " + "\n  - ".join(problems))
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any] | None) -> C:
+    """Builds a config from a mapping (YAML section, ROS param dict); unknown keys are errors, not ignored,
+    so a typo cannot silently leave a safety limit at its default."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ExecutionConfigError(f"{cls.__name__}: unknown keys {unknown}; known: {sorted(fields)}")
+    return cls(**data)
+
+
+def _positive(problems: list[str], name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        problems.append(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {value!r}")
+
+
+def _integer(problems: list[str], name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        problems.append(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How model chunks become a control-rate command stream (see config/execution.yaml for the why)."""
+
+    control_rate: float = 100.0
+    model_action_dt: float | None = None  # None: the layout's (the rate the model was trained at)
+    mode: str = "async"
+    inference_threshold_s: float = 0.8
+    sync_execute_steps: int = 8
+    chunk_start: int = 0
+    chunk_end: int | None = None
+    stride: int = 1
+    time_offset_s: float = 0.0
+    blend: str = "crossfade"
+    crossfade_ticks: int = 10
+    lowpass_alpha: float = 0.85
+    lowpass_ticks: int = 20
+    ramp_time: float = 0.2
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _positive(problems, "control_rate", self.control_rate)
+        if self.model_action_dt is not None:
+            _positive(problems, "model_action_dt", self.model_action_dt)
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.blend not in BLENDS:
+            problems.append(f"blend must be one of {BLENDS}, got {self.blend!r}")
+        _positive(problems, "inference_threshold_s", self.inference_threshold_s, allow_zero=True)
+        _positive(problems, "ramp_time", self.ramp_time, allow_zero=True)
+        _integer(problems, "sync_execute_steps", self.sync_execute_steps, 1)
+        _integer(problems, "chunk_start", self.chunk_start, 0)
+        _integer(problems, "stride", self.stride, 1)
+        _integer(problems, "crossfade_ticks", self.crossfade_ticks, 1)
+        _integer(problems, "lowpass_ticks", self.lowpass_ticks, 1)
+        if self.chunk_end is not None:
+            _integer(problems, "chunk_end", self.chunk_end, 1)
+            if isinstance(self.chunk_end, int) and isinstance(self.chunk_start, int) and self.chunk_end <= self.chunk_start:
+                problems.append(f"chunk_end ({self.chunk_end}) must be greater than chunk_start ({self.chunk_start})")
+        if not (isinstance(self.lowpass_alpha, (int, float)) and 0.0 < self.lowpass_alpha < 1.0):
+            problems.append(f"lowpass_alpha must be in (0, 1), got {self.lowpass_alpha!r}")
+        if not (isinstance(self.time_offset_s, (int, float)) and math.isfinite(self.time_offset_s)):
+            problems.append(f"time_offset_s must be a finite number, got {self.time_offset_s!r}")
+        _raise_if(problems, "execution")
+
+    @property
+    def tick_dt(self) -> float:
+        return 1.0 / self.control_rate
+
+    def window_rows(self, chunk_size: int) -> range:
+        """Chunk rows kept by the window and stride, in row numbers of the model's chunk."""
+        end = chunk_size if self.chunk_end is None else self.chunk_end
+        if end > chunk_size or self.chunk_start >= end:
+            raise ExecutionConfigError(
+                f"chunk window [{self.chunk_start}, {end}) does not fit the layout's chunk of {chunk_size} rows")
+        rows = range(self.chunk_start, end, self.stride)
+        if self.mode == "sync" and self.sync_execute_steps > len(rows):
+            raise ExecutionConfigError(
+                f"sync_execute_steps {self.sync_execute_steps} exceeds the {len(rows)} rows left by window "
+                f"[{self.chunk_start}, {end}) stride {self.stride}")
+        return rows
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """The envelope every command passes last; rates are per second, applied per control tick."""
+
+    max_joint_velocity: float = 1.0  # rad/s, arm joints
+    torso_max_z_rate: float = 0.1  # m/s of the /cmd_pose height offset
+    torso_max_pitch_rate: float = 0.2  # rad/s of the /cmd_pose pitch
+    claw_max_rate: float | None = None  # claw units/s; None: the claw controller's own velocity governs
+    use_forearm_limit: bool = True
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _positive(problems, "max_joint_velocity", self.max_joint_velocity)
+        _positive(problems, "torso_max_z_rate", self.torso_max_z_rate)
+        _positive(problems, "torso_max_pitch_rate", self.torso_max_pitch_rate)
+        if self.claw_max_rate is not None:
+            _positive(problems, "claw_max_rate", self.claw_max_rate)
+        if not isinstance(self.use_forearm_limit, bool):
+            problems.append(f"use_forearm_limit must be true or false, got {self.use_forearm_limit!r}")
+        _raise_if(problems, "safety")
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """When to stop consuming chunks and hold, and whether to come back on our own."""
+
+    max_inference_latency_s: float = 1.0
+    auto_resume: bool = False
+    resume_after_s: float = 0.5  # inputs must stay healthy this long before an automatic resume
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _positive(problems, "max_inference_latency_s", self.max_inference_latency_s)
+        _positive(problems, "resume_after_s", self.resume_after_s, allow_zero=True)
+        if not isinstance(self.auto_resume, bool):
+            problems.append(f"auto_resume must be true or false, got {self.auto_resume!r}")
+        _raise_if(problems, "watchdog")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    execution: ExecutionConfig = ExecutionConfig()
+    safety: SafetyConfig = SafetyConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "ExecutionSettings":
+        data = dict(data or {})
+        unknown = sorted(set(data) - {"execution", "safety", "watchdog"})
+        if unknown:
+            raise ExecutionConfigError(f"unknown execution config sections {unknown}; known: execution, safety, watchdog")
+        return cls(from_dict(ExecutionConfig, data.get("execution")), from_dict(SafetyConfig, data.get("safety")),
+                   from_dict(WatchdogConfig, data.get("watchdog")))
+
+
+def load_execution_settings(path: str | Path | None = None) -> ExecutionSettings:
+    """Reads config/execution.yaml (or the given file)."""
+    path = Path(path) if path is not None else config_dir() / "execution.yaml"
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    if data is not None and not isinstance(data, dict):
+        raise ExecutionConfigError(f"{path}: expected a mapping with sections execution, safety, watchdog")
+    return ExecutionSettings.from_dict(data)

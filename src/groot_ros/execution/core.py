@@ -1,0 +1,114 @@
+"""The per-tick sequence of the policy node, in one place: watchdog, then scheduler, then safety.
+
+The ROS node only feeds it time, the measured pose (in action space) and input health, and publishes
+what comes out; the benchmark and tests drive the very same object in simulated time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from groot_ros.execution.config import ExecutionSettings
+from groot_ros.execution.safety import SafetyEnvelope
+from groot_ros.execution.schedule import ChunkScheduler, SubmitResult
+from groot_ros.execution.watchdog import HOLDING, Watchdog, slowest_inference
+from groot_ros.layout import Layout
+
+STARTING = "starting"
+
+
+@dataclass(frozen=True)
+class Tick:
+    command: np.ndarray | None  # action vector to publish; None only before the first valid measured pose
+    state: str  # starting | running | holding
+    source: str  # scheduler source (waiting, ramp, crossfade, lowpass, chunk, stall) or hold
+    reasons: tuple[str, ...]  # why holding / not started
+    chunk_id: int
+
+
+class ExecutionCore:
+    """Never blocks: `tick` always returns at once with a safe command (or None before start-up)."""
+
+    def __init__(self, layout: Layout, settings: ExecutionSettings = ExecutionSettings()):
+        self.layout = layout
+        self.settings = settings
+        self.scheduler = ChunkScheduler(layout, settings.execution)
+        self.safety = SafetyEnvelope(layout, settings.safety, settings.execution.control_rate)
+        self.watchdog = Watchdog(settings.watchdog)
+        self.hold_ticks = 0
+        self._started = False
+        self._in_hold = False
+
+    def _valid_pose(self, measured: np.ndarray | None) -> np.ndarray | None:
+        if measured is None:
+            return None
+        pose = np.asarray(measured, dtype=np.float64)
+        return pose if pose.shape == (self.layout.action_dim,) and np.isfinite(pose).all() else None
+
+    def tick(self, now: float, measured: np.ndarray | None = None, sensor_problems: Sequence[str] = (),
+             worker_alive: bool = True) -> Tick:
+        """One control tick. measured: the current pose in action space (needed at start and on resume)."""
+        pose = self._valid_pose(measured)
+        if not self._started:
+            if pose is None:
+                return Tick(None, STARTING, "waiting", ("no valid measured pose yet",), 0)
+            self.safety.reset(pose)
+            self.scheduler.reset(pose, now)
+            self._started = True
+        problems = list(sensor_problems)
+        if measured is not None and pose is None:
+            problems.append(f"measured pose invalid (non-finite or not {self.layout.action_dim} values)")
+        latency = slowest_inference(self.scheduler.stats.last_latency_s, self.scheduler.pending_since, now)
+        status = self.watchdog.update(now, problems, latency, worker_alive)
+        if status.holding:
+            if not self._in_hold:  # stop consuming chunks; anything computed before now is stale
+                self.scheduler.reset(self.safety.last, now)
+                self._in_hold = True
+            self.hold_ticks += 1
+            return Tick(self.safety.apply(self.safety.last), HOLDING, "hold", status.reasons, 0)
+        if self._in_hold:  # resumed: ramp the next chunk from where the robot is
+            self.scheduler.reset(pose if pose is not None else self.safety.last, now)
+            self._in_hold = False
+        raw, info = self.scheduler.command_at(now)
+        return Tick(self.safety.apply(raw), status.state, info.source, (), info.chunk_id)
+
+    # -- inference side: called by the node's worker ---------------------------------------------------
+
+    def wants_inference(self, now: float) -> bool:
+        return self._started and self.scheduler.wants_inference(now)
+
+    def inference_started(self, now: float) -> None:
+        self.scheduler.inference_started(now)
+
+    def submit(self, chunk: np.ndarray, observation_time: float, now: float) -> SubmitResult:
+        if self.watchdog.state == HOLDING:
+            return self.scheduler.reject(now, "holding: " + "; ".join(self.watchdog.reasons))
+        return self.scheduler.submit(chunk, observation_time, now)
+
+    def inference_failed(self, now: float, error: str) -> SubmitResult:
+        return self.scheduler.reject(now, f"inference failed: {error}")
+
+    # -- operator ----------------------------------------------------------------------------------------
+
+    def hold(self, reason: str) -> None:
+        self.watchdog.hold(reason)
+
+    def resume(self) -> bool:
+        return not self.watchdog.resume().holding
+
+    def report(self) -> dict:
+        """Counters for logs and the benchmark; `safety_summary` is the line a person reads."""
+        stats = self.scheduler.stats
+        return {
+            "scheduler": dataclasses.asdict(stats),
+            "stall_time_s": stats.stall_ticks * self.settings.execution.tick_dt,
+            "hold_ticks": self.hold_ticks,
+            "watchdog": {"state": self.watchdog.state, "reasons": list(self.watchdog.reasons),
+                         "trips": self.watchdog.trips},
+            "safety": self.safety.clamp_counts(),
+            "safety_summary": self.safety.summary(),
+        }
