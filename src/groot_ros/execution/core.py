@@ -24,6 +24,7 @@ STARTING = "starting"
 @dataclass(frozen=True)
 class Tick:
     command: np.ndarray | None  # action vector to publish; None only before the first valid measured pose
+    raw: np.ndarray | None  # what the scheduler asked for before the safety envelope (diagnostics)
     state: str  # starting | running | holding
     source: str  # scheduler source (waiting, ramp, crossfade, lowpass, chunk, stall) or hold
     reasons: tuple[str, ...]  # why holding / not started
@@ -55,7 +56,7 @@ class ExecutionCore:
         pose = self._valid_pose(measured)
         if not self._started:
             if pose is None:
-                return Tick(None, STARTING, "waiting", ("no valid measured pose yet",), 0)
+                return Tick(None, None, STARTING, "waiting", ("no valid measured pose yet",), 0)
             self.safety.reset(pose)
             self.scheduler.reset(pose, now)
             self._started = True
@@ -69,12 +70,13 @@ class ExecutionCore:
                 self.scheduler.reset(self.safety.last, now)
                 self._in_hold = True
             self.hold_ticks += 1
-            return Tick(self.safety.apply(self.safety.last), HOLDING, "hold", status.reasons, 0)
+            held = self.safety.last
+            return Tick(self.safety.apply(held), held, HOLDING, "hold", status.reasons, 0)
         if self._in_hold:  # resumed: ramp the next chunk from where the robot is
             self.scheduler.reset(pose if pose is not None else self.safety.last, now)
             self._in_hold = False
         raw, info = self.scheduler.command_at(now)
-        return Tick(self.safety.apply(raw), status.state, info.source, (), info.chunk_id)
+        return Tick(self.safety.apply(raw), raw, status.state, info.source, (), info.chunk_id)
 
     # -- inference side: called by the node's worker ---------------------------------------------------
 
