@@ -52,7 +52,7 @@ class _Blend:
 
     def weight(self, t: float) -> float:
         s = (t - self.t0) / self.duration
-        if s >= 1.0:
+        if s >= 1.0 - 1e-9:  # tick times carry rounding; the blend must end on its last tick
             return 0.0
         s = max(s, 0.0)
         if self.alpha is None:
