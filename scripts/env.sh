@@ -3,7 +3,7 @@
 GROOT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GROOT_PYTHON="${GROOT_PYTHON:-/usr/bin/python3}"
 GROOT_CACHE="${GROOT_ROS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/groot_ros}"
-GROOT_LOCK_HASH="$(cat "$GROOT_ROOT/requirements.lock" "$GROOT_ROOT/scripts/setup.sh" | sha256sum | cut -c1-12)"
+GROOT_LOCK_HASH="$({ cat "$GROOT_ROOT/requirements.lock"; "$GROOT_PYTHON" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-12)"
 GROOT_VENV="${GROOT_ROS_VENV:-$GROOT_CACHE/venv-$GROOT_LOCK_HASH}"
 GROOT_WS="$GROOT_ROOT/.ws"
 groot_source_ros() {

@@ -62,10 +62,9 @@ build_venv() {
   say "creating venv $GROOT_VENV (a few minutes the first time: torch is large)"
   rm -rf "$GROOT_VENV"
   "$GROOT_PYTHON" -m venv --system-site-packages "$GROOT_VENV"
-  "$GROOT_VENV/bin/python" -m pip install -q --upgrade "pip==25.3"
+  "$GROOT_VENV/bin/python" -m pip install -q --upgrade "$(grep -E '^pip==' "$GROOT_ROOT/requirements.lock")"
   # The lock holds every package with its exact version: no resolver, same set everywhere.
   "$GROOT_VENV/bin/python" -m pip install -q --no-deps -r "$GROOT_ROOT/requirements.lock"
-  "$GROOT_VENV/bin/python" -m pip check >/dev/null || "$GROOT_VENV/bin/python" -m pip check | grep -v -i -e rosdep -e catkin || true
   touch "$GROOT_VENV/.installed"
 }
 

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+try:  # inside scripts/in-env the catkin devel space provides groot_ros (with its generated groot_ros.msg)
+    import groot_ros  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(REPO / "src"))
 
 
 def _free_port() -> int:
@@ -95,3 +98,25 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     yield attempts
     assert not attempts, f"network access attempted: {attempts}"
+
+
+@pytest.fixture(scope="session")
+def depalletize_layout():
+    from groot_ros.layout import load_layout
+
+    return load_layout("depalletize", "4_pro", "sim")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, depalletize_layout):
+    """One tiny GR00T checkpoint per test session (tests that modify it copy it first)."""
+    from groot_ros.tiny_checkpoint import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", depalletize_layout, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_runtime(tiny_checkpoint, depalletize_layout):
+    from groot_ros.runtime import GrootRuntime
+
+    return GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)

@@ -1,0 +1,152 @@
+"""Command-line entry points. Each command is a thin wrapper over a ROS-free module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_TASK = "Depalletize the boxes: pick the top box and place it on the conveyor."
+
+
+def _add_layout_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", default="depalletize", help="layout name in config/layouts or a YAML path")
+    p.add_argument("--robot", default="4_pro", help="robot version (config/robots): 4_pro or 5_wheel")
+    p.add_argument("--topics", default="sim", help="topic set (config/topics): sim or real")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    _add_layout_args(p)
+    p.add_argument("--checkpoint", required=True, help="a LeRobot GR00T pretrained_model/ directory")
+    p.add_argument("--base-config", help="GR00T N1.5 base config.json (default: searched beside the checkpoint "
+                                         "and in the local Hugging Face cache)")
+    p.add_argument("--eagle-assets", help="Eagle tokenizer/processor assets directory (default: searched)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--attention", default="auto", choices=("auto", "sdpa", "flash_attention_2"))
+
+
+def _load_runtime(args: argparse.Namespace):
+    from groot_ros.layout import load_layout
+    from groot_ros.runtime import GrootRuntime
+
+    layout = load_layout(args.layout, args.robot, args.topics)
+    return GrootRuntime.load(args.checkpoint, layout, base_config=args.base_config, eagle_assets=args.eagle_assets,
+                             device=args.device, dtype=args.dtype, attention=args.attention)
+
+
+def synthetic_observation(layout, seed: int = 0, task: str = DEFAULT_TASK):
+    """A plausible observation: state at the middle of the layout's ranges, random 480x640 camera images."""
+    from groot_ros.observation import Observation
+    from groot_ros.tiny_checkpoint import default_stats
+
+    rng = np.random.default_rng(seed)
+    stats = default_stats(layout)["observation.state"]
+    state = (stats["min"] + stats["max"]) / 2.0
+    images = {k: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for k in layout.camera_keys}
+    return Observation(state=state.astype(np.float64), images=images, task=task)
+
+
+def cmd_make_tiny_checkpoint(args: argparse.Namespace) -> int:
+    from groot_ros.layout import load_layout
+    from groot_ros.tiny_checkpoint import make_tiny_checkpoint, parameter_count
+
+    layout = load_layout(args.layout, args.robot, args.topics)
+    tiny = make_tiny_checkpoint(args.out, layout, seed=args.seed)
+    print(f"tiny GR00T checkpoint ({parameter_count(tiny.pretrained_model):,} parameters, layout '{layout.name}', "
+          f"state {layout.state_dim}, action {layout.action_dim}) written to:\n"
+          f"  {tiny.pretrained_model}\n  {tiny.base_model}/config.json\n  {tiny.eagle_assets}/")
+    return 0
+
+
+def _predict_and_print(runtime, obs, seed: int | None, repeats: int) -> None:
+    from groot_ros.chunk_table import format_chunk
+
+    chunk = runtime.predict_chunk(obs, seed=seed)
+    timings = [runtime.last_timings]
+    for _ in range(repeats - 1):
+        runtime.predict_chunk(obs, seed=seed)
+        timings.append(runtime.last_timings)
+    print(format_chunk(chunk, runtime.layout))
+    t = timings[-1] if repeats > 1 else timings[0]
+    print(f"\ntimings ({'after warm-up' if repeats > 1 else 'first call'}, {runtime.device}/{runtime.dtype}, "
+          f"{runtime.attention.implementation} attention): preprocess {t.preprocess_ms:.1f} ms, "
+          f"model {t.model_ms:.1f} ms, de-normalize {t.denormalize_ms:.2f} ms, total {t.total_ms:.1f} ms")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    runtime = _load_runtime(args)
+    _predict_and_print(runtime, synthetic_observation(runtime.layout, task=args.task), args.seed, args.repeats)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on a built-in default: tiny checkpoint -> load offline -> one de-normalized chunk."""
+    from groot_ros.layout import load_layout
+    from groot_ros.runtime import GrootRuntime
+    from groot_ros.tiny_checkpoint import make_tiny_checkpoint, parameter_count
+
+    out = Path(args.out)
+    layout = load_layout(args.layout, args.robot, args.topics)
+    t0 = time.perf_counter()
+    tiny = make_tiny_checkpoint(out / "tiny_checkpoint", layout, seed=args.seed)
+    t1 = time.perf_counter()
+    runtime = GrootRuntime.load(tiny.pretrained_model, layout)
+    t2 = time.perf_counter()
+    print(f"\n[demo] tiny GR00T N1.5-architecture checkpoint: {parameter_count(tiny.pretrained_model):,} parameters, "
+          f"built in {t1 - t0:.1f} s -> {tiny.pretrained_model}")
+    print(f"[demo] loaded offline in {t2 - t1:.1f} s ({runtime.attention.implementation}: {runtime.attention.reason}); "
+          f"layout '{layout.name}' ({layout.robot.version}): state {layout.state_dim} = "
+          + " + ".join(f"{c.name}:{c.dim}" for c in layout.state)
+          + f", action {layout.action_dim} = " + " + ".join(f"{c.name}:{c.dim}" for c in layout.action))
+    print(f"[demo] task: {args.task!r}; cameras: {', '.join(layout.camera_keys)} (synthetic 480x640)\n")
+    _predict_and_print(runtime, synthetic_observation(layout, task=args.task), args.seed, repeats=5)
+    print("\n[demo] every row of the 16-step chunk is de-normalized with the checkpoint's dataset min/max "
+          "(Right_claw has max == min in these stats, so it is its min).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m groot_ros", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-tiny-checkpoint", help="write a tiny GR00T-architecture checkpoint (random weights)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    _add_layout_args(p)
+    p.set_defaults(func=cmd_make_tiny_checkpoint)
+
+    p = sub.add_parser("predict", help="load a checkpoint and predict one chunk from a synthetic observation")
+    _add_runtime_args(p)
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="calls to time (the first warms up)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the main job on a built-in default (what `make demo` runs)")
+    _add_layout_args(p)
+    p.add_argument("--out", default="artifacts/demo")
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from groot_ros.layout import LayoutError
+    from groot_ros.model_assets import AssetError
+    from groot_ros.runtime import CheckpointError, ObservationError
+
+    try:
+        return args.func(args)
+    except (LayoutError, AssetError, CheckpointError, ObservationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
