@@ -1,7 +1,5 @@
 """20 s at 100 Hz in simulated time with a 60-150 ms inference latency: async never stalls, sync does."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 

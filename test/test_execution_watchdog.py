@@ -3,7 +3,7 @@
 import pytest
 
 from groot_ros.execution.config import WatchdogConfig
-from groot_ros.execution.watchdog import HOLDING, RUNNING, Watchdog, slowest_inference
+from groot_ros.execution.watchdog import RUNNING, Watchdog, slowest_inference
 
 
 def test_stale_sensor_trips_and_waits_for_manual_resume():
