@@ -34,6 +34,8 @@ class StateComponent:
     stream: str
     field: str
     indices: tuple[int, ...]
+    # True when the field is the robot's whole joint vector (`index: arm`): its length must be num_joints.
+    joint_vector: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def load_layout(
             indices = tuple(int(i) for i in index)
         state.append(
             StateComponent(raw["name"], int(raw["dim"]), _units(raw.get("units", ""), int(raw["dim"])),
-                           raw["stream"], raw["field"], indices)
+                           raw["stream"], raw["field"], indices, joint_vector=index == "arm")
         )
     action = [
         ActionComponent(raw["name"], int(raw["dim"]), _units(raw.get("units", ""), int(raw["dim"])),

@@ -1,0 +1,107 @@
+"""Camera images to and from the bytes of sensor_msgs/Image and CompressedImage, without ROS.
+
+The model was trained on RGB frames; a bgr8 topic fed through unchanged swaps red and blue, which looks
+plausible to a human and is silently wrong for the policy. So every frame goes through here, comes out
+uint8 RGB HxWx3, and anything we cannot vouch for raises ImageError naming what is wrong.
+Decoding uses OpenCV (in the venv and in Debian's python3-opencv alike).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+# Raw encodings we accept: channels and how to reach RGB from them.
+RAW_ENCODINGS = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+}
+
+
+class ImageError(ValueError):
+    """A frame that must not reach the model: the message says why."""
+
+
+def decode_raw(encoding: str, height: int, width: int, step: int, data: bytes,
+               rotate_180: bool = False) -> np.ndarray:
+    """sensor_msgs/Image fields -> uint8 RGB (H, W, 3); honours row padding (step > width * channels)."""
+    if encoding not in RAW_ENCODINGS:
+        raise ImageError(f"unsupported encoding '{encoding}' (supported: {sorted(RAW_ENCODINGS)})")
+    channels, conversion = RAW_ENCODINGS[encoding]
+    row = width * channels
+    if height <= 0 or width <= 0 or step < row:
+        raise ImageError(f"bad geometry: {width}x{height}, step {step} < {row} bytes per row")
+    if len(data) != step * height:
+        raise ImageError(f"{encoding} {width}x{height}: {len(data)} bytes, expected step*height = {step * height}")
+    buf = np.frombuffer(data, dtype=np.uint8).reshape(height, step)[:, :row]
+    img = buf.reshape(height, width, channels)
+    if conversion is not None:
+        img = cv2.cvtColor(np.ascontiguousarray(img), conversion)
+    return _finish(img, rotate_180)
+
+
+def decode_compressed(fmt: str, data: bytes, rotate_180: bool = False) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png, image_transport's "rgb8; jpeg compressed bgr8" too)."""
+    kind = fmt.lower()
+    if "compresseddepth" in kind or not any(k in kind for k in ("jpeg", "jpg", "png")):
+        raise ImageError(f"unsupported compressed format '{fmt}' (expected jpeg or png)")
+    if not data:
+        raise ImageError(f"empty {fmt} payload")
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"cannot decode {len(data)} bytes as {fmt}")
+    return _finish(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), rotate_180)
+
+
+def decode_message(msg: Any, rotate_180: bool = False) -> np.ndarray:
+    """Either image message (or any object with the same fields) -> uint8 RGB (H, W, 3)."""
+    if hasattr(msg, "encoding"):
+        return decode_raw(msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data), rotate_180)
+    if hasattr(msg, "format"):
+        return decode_compressed(msg.format, bytes(msg.data), rotate_180)
+    raise ImageError(f"{type(msg).__name__} is neither sensor_msgs/Image nor sensor_msgs/CompressedImage")
+
+
+def check_size(img: np.ndarray, expected_hw: tuple[int, int] | None) -> None:
+    """Raises ImageError when a frame is not the (height, width) the checkpoint expects (None: any)."""
+    if expected_hw is not None and img.shape[:2] != tuple(expected_hw):
+        raise ImageError(f"size {img.shape[1]}x{img.shape[0]}, expected {expected_hw[1]}x{expected_hw[0]} (WxH)")
+
+
+def encode_rgb8(img: np.ndarray) -> dict[str, Any]:
+    """uint8 RGB (H, W, 3) -> the fields of a sensor_msgs/Image (rgb8, no row padding)."""
+    img = _as_rgb(img)
+    h, w = img.shape[:2]
+    return {"encoding": "rgb8", "height": h, "width": w, "step": 3 * w, "is_bigendian": 0, "data": img.tobytes()}
+
+
+def encode_jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+    """uint8 RGB (H, W, 3) -> JPEG bytes for a CompressedImage with format "jpeg"."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(_as_rgb(img), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(_as_rgb(img), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ImageError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _as_rgb(img: np.ndarray) -> np.ndarray:
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ImageError(f"expected uint8 RGB (H, W, 3), got {img.dtype} {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def _finish(img: np.ndarray, rotate_180: bool) -> np.ndarray:
+    if rotate_180:
+        img = img[::-1, ::-1]
+    return np.ascontiguousarray(img)

@@ -1,0 +1,100 @@
+"""A toy picture per camera, drawn with numpy, that visibly follows the arm joints, claws and torso.
+
+It is not a rendering of the robot: its only job is that images change when (and only when) the commanded
+state changes, so closed-loop tests and a human watching rqt_image_view can see commands take effect.
+The head (or chest) view shows both arms as two-segment lines from the shoulders with claw jaws at the
+ends over a table with a box; a wrist view shows that side's jaws close up and the box moving with the
+wrist joints. Torso height and pitch move the table edge.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+SKY = np.array([70, 80, 95], np.uint8)
+TABLE = np.array([150, 110, 70], np.uint8)
+BOX = np.array([40, 90, 200], np.uint8)
+ARM_COLORS = (np.array([240, 140, 30], np.uint8), np.array([60, 200, 90], np.uint8))  # left, right
+JAW = np.array([235, 235, 235], np.uint8)
+
+
+@lru_cache(maxsize=8)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres in normalised coordinates: x in [0, width/height], y in [0, 1] (y down)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return (xs + 0.5) / height, (ys + 0.5) / height
+
+
+def _segment(img: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float, color: np.ndarray) -> None:
+    xs, ys = _grid(*img.shape[:2])
+    ab = b - a
+    t = np.clip(((xs - a[0]) * ab[0] + (ys - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+    mask = (xs - a[0] - t * ab[0]) ** 2 + (ys - a[1] - t * ab[1]) ** 2 <= radius**2
+    img[mask] = color
+
+
+def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color: np.ndarray) -> None:
+    xs, ys = _grid(*img.shape[:2])
+    img[(xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)] = color
+
+
+def _background(img: np.ndarray, torso: np.ndarray, box_shift: tuple[float, float] = (0.0, 0.0)) -> None:
+    aspect = img.shape[1] / img.shape[0]
+    horizon = float(np.clip(0.45 - 1.5 * torso[0] + 0.8 * torso[1], 0.05, 0.95))
+    img[:] = SKY
+    _rect(img, 0.0, horizon, aspect, 1.0, TABLE)
+    cx, cy = 0.5 * aspect + box_shift[0], horizon + 0.18 + box_shift[1]
+    _rect(img, cx - 0.09, cy - 0.07, cx + 0.09, cy + 0.07, BOX)
+
+
+def _jaws(img: np.ndarray, tip: np.ndarray, direction: np.ndarray, claw: float, size: float) -> None:
+    """Two jaws along `direction`; 0 = open (wide), 100 = closed (touching)."""
+    normal = np.array([-direction[1], direction[0]])
+    half_gap = size * (0.15 + 0.85 * (1.0 - float(np.clip(claw, 0, 100)) / 100.0))
+    for side in (-1.0, 1.0):
+        base = tip + side * half_gap * normal
+        _segment(img, base, base + size * 1.2 * direction, size * 0.18, JAW)
+
+
+def overview(arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    img = np.empty((*size, 3), np.uint8)
+    _background(img, torso)
+    aspect = size[1] / size[0]
+    for side in (0, 1):
+        q = arm[7 * side: 7 * side + 7]
+        sign = 1.0 if side == 0 else -1.0  # left arm on the image's left, mirrored joints
+        shoulder = np.array([(0.25 if side == 0 else 0.75) * aspect, 0.02])
+        reach1 = 0.12 + 0.2 * abs(np.sin(q[0]))  # forward shoulder pitch lengthens the upper arm in view
+        ang1 = np.pi / 2 + sign * (0.8 * q[1] + 0.5 * q[2])
+        elbow = shoulder + reach1 * np.array([np.cos(ang1), np.sin(ang1)])
+        ang2 = ang1 + sign * (0.9 * q[3] + 0.6 * q[4])
+        reach2 = 0.1 + 0.15 * abs(np.sin(q[0] + q[3]))
+        hand = elbow + reach2 * np.array([np.cos(ang2), np.sin(ang2)])
+        _segment(img, shoulder, elbow, 0.035, ARM_COLORS[side])
+        _segment(img, elbow, hand, 0.028, ARM_COLORS[side])
+        ang3 = ang2 + 0.8 * q[5] + 0.5 * q[6]
+        _jaws(img, hand, np.array([np.cos(ang3), np.sin(ang3)]), claw[side], 0.05)
+    return img
+
+
+def wrist(side: int, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    q = arm[7 * side: 7 * side + 7]
+    img = np.empty((*size, 3), np.uint8)
+    shift = (0.3 * np.sin(q[4] + q[6]) + 0.2 * np.sin(q[2]), 0.25 * np.sin(q[5] + 0.5 * q[3]))
+    _background(img, torso, shift)
+    aspect = size[1] / size[0]
+    _jaws(img, np.array([0.5 * aspect, 1.0]), np.array([0.0, -1.0]), claw[side], 0.22)
+    img[:3, :] = ARM_COLORS[side]  # a colour bar tells the two wrist cameras apart
+    return img
+
+
+def render(camera: str, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray,
+           size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB (H, W, 3) for a logical camera name from the config (head, chest, wrist_left, wrist_right)."""
+    if "left" in camera:
+        return wrist(0, arm, claw, torso, size)
+    if "right" in camera:
+        return wrist(1, arm, claw, torso, size)
+    return overview(arm, claw, torso, size)
