@@ -30,7 +30,7 @@ def sdk_prerequisite_problems(required_node: str) -> list[str]:
         master.getPid()
     except Exception as exc:  # noqa: BLE001 - socket errors of every kind mean the same here
         return [f"no ROS master at {uri} ({exc}); start the robot's controller or the stand-in "
-                f"(roslaunch groot_ros kuavo_loopback_sim.launch), or fix ROS_MASTER_URI"]
+                f"(rosrun groot_ros kuavo_loopback_sim), or fix ROS_MASTER_URI"]
     if master.hasParam("/robot_type") and master.getParam("/robot_type") == 1:
         return []  # wheel-arm robots: the SDK does not need the gait node
     try:

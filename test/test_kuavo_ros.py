@@ -1,0 +1,221 @@
+"""Closed loop against a real master: the stand-in sim, both command backends, the arm-mode handshake.
+
+The sim runs as its own process (nodes/kuavo_loopback_sim); this process is one rospy node that feeds
+an ObservationStore from the sim's topics through ros_io, exactly as the policy node does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from groot_ros.backends import BackendError, load_backend_config, make_backend
+from groot_ros.layout import load_layout
+
+pytestmark = pytest.mark.ros
+
+REPO = Path(__file__).resolve().parents[1]
+SIM_NS = "/kuavo_loopback_sim"
+# Inside the URDF limits, away from rest (zeros) so convergence means the command took effect.
+ARM_TARGET = np.radians([-30, 10, 5, -40, 0, -10, 0, -20, -15, -5, -50, 0, 10, 0])
+CLAW_TARGET = np.array([30.0, 70.0])
+TORSO_TARGET = np.array([-0.1, 0.15])
+
+
+def wait_until(predicate, timeout: float, every=None, period: float = 0.02) -> bool:
+    """Polls predicate; calls every() each round (a command stream, as the node sends at a fixed rate)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if every is not None:
+            every()
+        if predicate():
+            return True
+        time.sleep(period)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def layout():
+    return load_layout("depalletize", "4_pro", "sim")
+
+
+def test_sdk_backend_refuses_clearly_without_gait_node(ros_node, layout, monkeypatch):
+    """Runs before the sim exists: KuavoSDK().Init() would exit() the test process here."""
+    backend = make_backend("sdk", layout)
+    with pytest.raises(BackendError, match="node /humanoid_gait_switch_by_name is not running"):
+        backend.start()
+    monkeypatch.setenv("ROS_MASTER_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(BackendError, match="no ROS master at http://127.0.0.1:9"):
+        make_backend("sdk", layout).start()
+
+
+@pytest.fixture(scope="module")
+def sim(roscore, ros_node):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(REPO / "nodes" / "kuavo_loopback_sim")], env=env, cwd=REPO,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import rosgraph
+
+    master = rosgraph.Master("/groot_ros_test")
+
+    def ready() -> bool:
+        try:
+            master.lookupNode("/humanoid_gait_switch_by_name")
+            return master.hasParam(SIM_NS + "/arm_ctrl_mode")
+        except rosgraph.MasterError:
+            return False
+
+    if not wait_until(ready, 15, period=0.1):
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"sim did not come up: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else 'still starting'}")
+    yield proc
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def store(sim, layout, ros_node):
+    from groot_ros.ros_io import subscribe_store
+    from groot_ros.streams import ObservationStore
+
+    s = ObservationStore(layout)
+    subs = subscribe_store(s)
+    assert wait_until(lambda: s.build_observation(ros_node.get_time(), "t").ok, 10), \
+        s.build_observation(ros_node.get_time(), "t").summary()
+    yield s
+    for sub in subs:
+        sub.unregister()
+
+
+@pytest.fixture
+def recorder(ros_node):
+    """Records what goes out on the command topics (what the robot would receive)."""
+    from geometry_msgs.msg import Twist
+    from sensor_msgs.msg import JointState
+
+    from groot_ros import kuavo_msgs as km
+
+    seen: dict[str, list] = {"arm": [], "claw": [], "torso": []}
+    subs = [ros_node.Subscriber("/kuavo_arm_traj", JointState, seen["arm"].append),
+            ros_node.Subscriber("/leju_claw_command", km.lejuClawCommand, seen["claw"].append),
+            ros_node.Subscriber("/cmd_pose", Twist, seen["torso"].append)]
+    yield seen
+    for sub in subs:
+        sub.unregister()
+
+
+def observe(store, ros_node):
+    result = store.build_observation(ros_node.get_time(), "t")
+    assert result.ok, result.summary()
+    return result.observation
+
+
+def sim_mode(ros_node) -> tuple[int, int]:
+    return ros_node.get_param(SIM_NS + "/arm_ctrl_mode"), ros_node.get_param(SIM_NS + "/wbc_arm_trajectory_control")
+
+
+def test_sim_offers_the_kuavo_interface(sim, store, ros_node):
+    from groot_ros import kuavo_msgs as km
+
+    assert ros_node.get_param("/robot_version") == 45 and ros_node.get_param("/armRealDof") == 14
+    assert 'name="zarm_l4_joint"' in ros_node.get_param("/humanoid_description")
+    for service in ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode", "/control_robot_leju_claw",
+                    "/enable_wbc_arm_trajectory_control", "/humanoid_get_arm_ctrl_mode"):
+        ros_node.wait_for_service(service, timeout=2)
+    count = [0]
+    sub = ros_node.Subscriber("/sensors_data_raw", km.sensorsData, lambda m: count.__setitem__(0, count[0] + 1))
+    time.sleep(0.3)
+    count[0] = 0
+    time.sleep(1.0)
+    sub.unregister()
+    assert count[0] >= 100, f"/sensors_data_raw at {count[0]} Hz"
+    msg = ros_node.wait_for_message("/sensors_data_raw", km.sensorsData, timeout=2)
+    assert len(msg.joint_data.joint_q) == 28
+    from sensor_msgs.msg import CompressedImage
+
+    jpeg = ros_node.wait_for_message("/camera/color/image_raw/compressed", CompressedImage, timeout=2)
+    assert jpeg.format == "jpeg" and jpeg.data[:2] == b"\xff\xd8"
+    obs = observe(store, ros_node)
+    assert obs.images["observation.images.head_cam_h"].shape == (96, 128, 3)
+
+
+def run_closed_loop(backend, store, ros_node, recorder, layout):
+    """start -> stream one chunk step until the sim's state reaches it -> shutdown; returns the first observation."""
+    before = observe(store, ros_node)
+    backend.start()
+    assert sim_mode(ros_node) == (2, 1)
+    channels = {"arm": ARM_TARGET, "claw": CLAW_TARGET, "torso": TORSO_TARGET}
+    target_state = np.concatenate([ARM_TARGET, CLAW_TARGET])
+
+    def converged() -> bool:
+        obs = store.build_observation(ros_node.get_time(), "t").observation
+        return obs is not None and np.allclose(obs.state[:16], target_state, atol=0.02) \
+            and abs(obs.state[16] - (0.8328 + TORSO_TARGET[0])) < 0.01 and abs(obs.state[17] - TORSO_TARGET[1]) < 0.01
+
+    assert wait_until(converged, 8, every=lambda: backend.send(channels)), observe(store, ros_node).state
+    after = observe(store, ros_node)
+    backend.shutdown()
+    assert sim_mode(ros_node) == (1, 0)  # auto swing back, direct-to-WBC off
+    # The scene follows the arms: the head image changed.
+    key = "observation.images.head_cam_h"
+    assert np.abs(after.images[key].astype(int) - before.images[key]).sum() > 0
+    arm_msg = recorder["arm"][-1]
+    assert len(arm_msg.name) == 14
+    np.testing.assert_allclose(arm_msg.position, np.degrees(ARM_TARGET), atol=1e-9)
+    return before
+
+
+@pytest.mark.parametrize("kind", ["topics", "sdk"])
+def test_backend_closed_loop(kind, sim, store, ros_node, recorder, layout):
+    config = load_backend_config(direct_to_wbc=True)
+    backend = make_backend(kind, layout, config)
+    run_closed_loop(backend, store, ros_node, recorder, layout)
+    claw = recorder["claw"][-1] if recorder["claw"] else None
+    if kind == "topics":  # the SDK sends claws through /control_robot_leju_claw, not the topic
+        assert list(claw.data.position) == CLAW_TARGET.tolist()
+        assert list(claw.data.velocity) == [90.0, 90.0] and list(claw.data.effort) == [1.0, 1.0]
+        assert list(recorder["arm"][-1].name) == list(layout.robot.arm_joint_names)
+    twist = recorder["torso"][-1]
+    assert (twist.linear.z, twist.angular.y) == tuple(TORSO_TARGET)
+    # After shutdown the arms are no longer externally controlled: they return to rest (auto swing).
+    assert wait_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
+    with pytest.raises(BackendError, match="outside start"):
+        backend.send({"arm": ARM_TARGET})
+
+
+def test_controller_rules_arm_commands(sim, store, ros_node):
+    """14 names exactly, external mode only: otherwise the arms do not move."""
+    from sensor_msgs.msg import JointState
+
+    from groot_ros import kuavo_msgs as km
+
+    pub = ros_node.Publisher("/kuavo_arm_traj", JointState, queue_size=10)
+    set_mode = ros_node.ServiceProxy("/arm_traj_change_mode", km.changeArmCtrlMode)
+    target = np.degrees(ARM_TARGET).tolist()
+    names = [f"arm_joint_{i}" for i in range(14)]
+
+    def stream(msg_names, seconds=0.5):
+        wait_until(lambda: False, seconds, every=lambda: pub.publish(JointState(name=msg_names, position=target)))
+        return observe(store, ros_node).state[:14]
+
+    assert np.allclose(stream(names), 0.0, atol=1e-3)  # auto swing mode (1): ignored
+    assert set_mode(control_mode=2).result
+    try:
+        assert np.allclose(stream(names[:13]), 0.0, atol=1e-3)  # 13 names: rejected
+        assert np.allclose(stream(names, 1.5), ARM_TARGET, atol=0.02)
+        assert not set_mode(control_mode=7).result
+    finally:
+        assert set_mode(control_mode=1).result
+    assert wait_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
