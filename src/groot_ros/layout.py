@@ -46,6 +46,12 @@ class ActionComponent:
     channel: str
     indices: tuple[int, ...]
     interpolation: str
+    # Where the robot's current value of this action lives in the state vector: the start pose of a chunk
+    # ramp and the pose held when inputs fail. relative: the action is an offset from a nominal value
+    # (Cmd_pose_z is a height offset, the Com_z_pitch state an absolute height).
+    measured_state: str = ""
+    measured_index: tuple[int, ...] = ()
+    measured_relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ class CommandSpec:
     field: str | None
     fields: tuple[str, ...]
     scale: float
+
+    def values_from_message(self, msg: Any) -> np.ndarray:
+        """The channel's values in robot units from one command message (inverse of the backends' scaling)."""
+        raw = read_field(msg, self.field) if self.field else [read_field(msg, f) for f in self.fields]
+        return np.asarray(raw, dtype=np.float64) / self.scale
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,16 @@ class Layout:
             values = read_field(messages[comp.stream], comp.field)
             parts.append(np.asarray([values[i] for i in comp.indices], dtype=np.float64))
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def measured_action(self, state: np.ndarray, nominal_height: float = 0.0) -> np.ndarray:
+        """The robot's current pose in action space, read from a state vector (robot units)."""
+        state = np.asarray(state, dtype=np.float64)
+        slices = self.state_slices()
+        parts = []
+        for comp in self.action:
+            values = state[slices[comp.measured_state]][list(comp.measured_index)]
+            parts.append(values - nominal_height if comp.measured_relative else values)
+        return np.concatenate(parts)
 
     def channel_values(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Splits an action vector (..., action_dim) into command channels in robot units."""
@@ -271,7 +292,10 @@ def load_layout(
         )
     action = [
         ActionComponent(raw["name"], int(raw["dim"]), _units(raw.get("units", ""), int(raw["dim"])),
-                        raw["channel"], tuple(int(i) for i in raw["index"]), raw.get("interpolation", "linear"))
+                        raw["channel"], tuple(int(i) for i in raw["index"]), raw.get("interpolation", "linear"),
+                        measured_state=str((raw.get("measured") or {}).get("state", "")),
+                        measured_index=tuple(int(i) for i in (raw.get("measured") or {}).get("index", ())),
+                        measured_relative=bool((raw.get("measured") or {}).get("relative", False)))
         for raw in data.get("action") or []
     ]
     camera_topics = topic_data.get("cameras") or {}
@@ -337,6 +361,12 @@ def layout_problems(layout: Layout) -> list[str]:
         if any(i < 0 or i >= spec.dim for i in c.indices):
             problems.append(f"action '{c.name}': indices {list(c.indices)} outside channel '{c.channel}' (dim {spec.dim})")
         filled.setdefault(c.channel, []).extend(c.indices)
+    state_dims = {c.name: c.dim for c in layout.state}
+    for c in layout.action:
+        if c.measured_state not in state_dims:
+            problems.append(f"action '{c.name}': `measured.state` must name a state component {sorted(state_dims)}")
+        elif len(c.measured_index) != c.dim or any(not 0 <= i < state_dims[c.measured_state] for i in c.measured_index):
+            problems.append(f"action '{c.name}': `measured.index` needs {c.dim} indices into '{c.measured_state}'")
     for channel, idx in filled.items():
         spec = layout.commands[channel]
         if sorted(idx) != list(range(spec.dim)):

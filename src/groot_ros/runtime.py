@@ -285,7 +285,7 @@ class GrootRuntime:
 
         batch: dict[str, Any] = {"observation.state": torch.as_tensor(np.asarray(obs.state, dtype=np.float32))}
         for key in self.info.camera_keys:
-            batch[key] = torch.from_numpy(np.ascontiguousarray(obs.images[key])).permute(2, 0, 1)
+            batch[key] = torch.tensor(obs.images[key]).permute(2, 0, 1)  # a copy: ROS buffers are read-only
         batch["task"] = obs.task
         return batch
 

@@ -103,14 +103,22 @@ class ObservationStore:
         with self._lock:
             return self._samples.get(name)
 
-    def build_observation(self, now: float, task: str) -> ObservationResult:
-        with self._lock:
-            samples = dict(self._samples)
-        problems: list[StreamProblem] = []
+    def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
+        """Missing or stale streams and cameras only: cheap enough for every control tick (no decoding)."""
+        if samples is None:
+            with self._lock:
+                samples = dict(self._samples)
+        problems = []
         for name, spec in list(self._streams.items()) + list(self._cameras.items()):
             problem = _freshness(name, spec.topic, spec.max_age, samples.get(name), now)
             if problem:
                 problems.append(problem)
+        return problems
+
+    def build_observation(self, now: float, task: str) -> ObservationResult:
+        with self._lock:
+            samples = dict(self._samples)
+        problems = self.freshness_problems(now, samples)
         state = self._state(samples, problems)
         images = {}
         for name, cam in self._cameras.items():

@@ -1,0 +1,388 @@
+"""The GR00T policy node: the rospy shell around the runtime, the observation store and the execution core.
+
+Threads: a control loop at `control_rate` (never waits for the model), an inference worker (runs the model
+whenever the execution core asks for a chunk), the rospy callbacks feeding the store, and the status timer.
+All decisions (timing, blending, limits, holds) are made by the ROS-free ExecutionCore; this file moves
+data between ROS and it, and owns the lifecycle: start / pause / resume / stop / shutdown.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rospy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger, TriggerResponse
+
+from groot_ros.execution.config import ExecutionSettings, load_execution_settings
+from groot_ros.execution.core import ExecutionCore
+from groot_ros.latency import LatencyStats
+from groot_ros.layout import Layout, load_layout
+from groot_ros.lifecycle import PAUSED, RUNNING, STOPPED, Lifecycle
+from groot_ros.observation_log import ObservationLog
+from groot_ros.streams import ObservationStore
+
+
+def _param(name: str, default: Any) -> Any:
+    return rospy.get_param("~" + name, default)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in (override or {}).items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def load_settings() -> ExecutionSettings:
+    """config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top."""
+    import yaml
+
+    from groot_ros.paths import config_dir
+
+    path = Path(_param("execution_config", "") or config_dir() / "execution.yaml")
+    with open(path) as f:
+        base = yaml.safe_load(f) or {}
+    return ExecutionSettings.from_dict(_merge(base, _param("execution", {})))
+
+
+class PolicyNode:
+    def __init__(self) -> None:
+        self.layout: Layout = load_layout(_param("layout", "depalletize"), _param("robot", "4_pro"),
+                                          _param("topics", "sim"))
+        self.settings = load_settings()
+        self.task = str(_param("task", "Depalletize the boxes."))
+        self.dry_run = bool(_param("dry_run", False))
+        self.seed = int(_param("seed", -1))
+        self.nominal_height = 0.0  # resolved at start, when the robot's parameters are there
+        self.lifecycle = Lifecycle()
+        self.latency = LatencyStats()
+        self.obs_log = ObservationLog(_param("observation_log_dir", "")) if _param("observation_log_dir", "") else None
+        self._lock = threading.RLock()
+        self._shutting_down = threading.Event()
+        self._sequence = 0
+        self._last_problems: tuple[str, ...] = ()
+        self._last_chunk_obs_time: float | None = None
+        self._last_latency = 0.0
+        self._worker_error = ""
+        self.core = ExecutionCore(self.layout, self.settings)
+
+        self.store = ObservationStore(self.layout)
+        from groot_ros.ros_io import subscribe_store
+
+        self._subs = subscribe_store(self.store)
+        self.backend = None if self.dry_run else self._make_backend()
+        self._publishers()
+        self.runtime = self._load_runtime()
+        for name, handler in (("start", self._srv_start), ("pause", self._srv_pause), ("resume", self._srv_resume),
+                              ("stop", self._srv_stop)):
+            rospy.Service("~" + name, Trigger, handler)
+        rospy.on_shutdown(self.shutdown)
+
+        if not bool(_param("start_paused", False)):
+            result = self._start()
+            if not result.ok:
+                rospy.logerr("groot_policy: could not start: %s", result.message)
+        self._worker = threading.Thread(target=self._worker_loop, name="groot_inference", daemon=True)
+        self._worker.start()
+        self._control = threading.Thread(target=self._control_loop, name="groot_control", daemon=True)
+        self._control.start()
+        rospy.Timer(rospy.Duration(1.0 / float(_param("status_rate", 2.0))), self._publish_status)
+        rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, %s)", self.lifecycle.state,
+                      "none (dry run)" if self.dry_run else _param("backend", "topics"), self.layout.name,
+                      self.settings.execution.control_rate, self.settings.execution.mode,
+                      f"checkpoint {self.runtime.info.path}")
+
+    # -- set-up ---------------------------------------------------------------------------------------------
+
+    def _nominal_height(self) -> float:
+        """The standing base height /cmd_pose's z offset is relative to (Kuavo sets /com_height)."""
+        value = _param("nominal_height", None)
+        if value is None:
+            value = rospy.get_param("/com_height", None)
+        if value is None:
+            rospy.logwarn("groot_policy: no ~nominal_height and no /com_height: torso offsets measured against 0 m")
+            value = 0.0
+        return float(value)
+
+    def _make_backend(self):
+        from groot_ros.backends import load_backend_config, make_backend
+
+        overrides = {"direct_to_wbc": bool(_param("direct_to_wbc", False))}
+        config = load_backend_config(_param("backend_config", "") or None, **overrides)
+        return make_backend(str(_param("backend", "topics")), self.layout, config)
+
+    def _load_runtime(self):
+        from groot_ros.runtime import GrootRuntime
+
+        checkpoint = _param("checkpoint", "")
+        if not checkpoint:
+            raise rospy.ROSInitException("groot_policy: ~checkpoint (a pretrained_model/ directory) is required")
+        t0 = time.perf_counter()
+        runtime = GrootRuntime.load(checkpoint, self.layout, base_config=_param("base_config", "") or None,
+                                    eagle_assets=_param("eagle_assets", "") or None, device=_param("device", "cpu"),
+                                    dtype=_param("dtype", "float32"), attention=_param("attention", "auto"))
+        rospy.loginfo("groot_policy: loaded %s in %.1f s on %s/%s (%s attention)", checkpoint,
+                      time.perf_counter() - t0, runtime.device, runtime.dtype, runtime.attention.implementation)
+        return runtime
+
+    def _publishers(self) -> None:
+        from groot_ros.msg import ActionChunk, PolicyStatus
+
+        self._chunk_pub = rospy.Publisher("~action_chunk", ActionChunk, queue_size=4)
+        self._preview_pub = rospy.Publisher("~command_preview", JointState, queue_size=10)
+        self._status_pub = rospy.Publisher("~status", PolicyStatus, queue_size=2, latch=True)
+        self._diag_pub = rospy.Publisher("/diagnostics", DiagnosticArray, queue_size=2)
+        self._chunk_cls, self._status_cls = ActionChunk, PolicyStatus
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def _start(self):
+        with self._lock:
+            transition = self.lifecycle.request("start")
+            if not transition.ok:
+                return transition
+            if self.backend is not None:
+                try:
+                    self.backend.start()
+                except Exception as exc:  # noqa: BLE001 - reported to the caller, robot untouched
+                    return type(transition)(False, self.lifecycle.state, f"backend did not start: {exc}")
+            self.nominal_height = self._nominal_height()
+            self.core = ExecutionCore(self.layout, self.settings)  # fresh ramp from the measured pose
+            self.lifecycle.commit(transition)
+            rospy.loginfo("groot_policy: %s%s", transition.message, " (dry run: nothing is commanded)" if self.dry_run else "")
+            return transition
+
+    def _stop(self, why: str):
+        with self._lock:
+            transition = self.lifecycle.request("stop")
+            if not transition.ok:
+                return transition
+            was_commanding = self.lifecycle.commanding
+            self.lifecycle.commit(transition)
+            if self.backend is not None and was_commanding:
+                self._exit_motion()
+                self.backend.shutdown()
+            rospy.loginfo("groot_policy: stopped (%s); arm modes restored", why)
+            return transition
+
+    def _exit_motion(self) -> None:
+        """Optional: open the claws and move the arms home before the arm mode is restored."""
+        last = self.core.safety.last
+        if last is None:
+            return
+        target = np.array(last, dtype=np.float64)
+        home = _param("home_pose_deg", [])
+        if _param("open_claws_on_exit", False) and "Left_claw" in self.layout.action_slices():
+            for name in ("Left_claw", "Right_claw"):
+                target[self.layout.action_slices()[name]] = self.layout.robot.claw_limits[0]
+        if home:
+            target[self.layout.action_slices()["Left_arm"].start:self.layout.action_slices()["Right_arm"].stop] = \
+                np.radians(np.asarray(home, dtype=np.float64))
+        if np.allclose(target, last):
+            return
+        duration = float(_param("home_time_s", 3.0))
+        rate = self.settings.execution.control_rate
+        for k in range(1, int(duration * rate) + 1):  # through the safety envelope: rate limits apply
+            cmd = self.core.safety.apply(last + (target - last) * min(1.0, k / (duration * rate)))
+            self.backend.send(self.layout.channel_values(cmd))
+            time.sleep(1.0 / rate)
+
+    def _srv_start(self, _req):
+        t = self._start()
+        return TriggerResponse(t.ok, t.message)
+
+    def _srv_pause(self, _req):
+        with self._lock:
+            t = self.lifecycle.request("pause")
+            if t.ok:
+                self.core.hold("paused by operator")
+                self.lifecycle.commit(t)
+        return TriggerResponse(t.ok, t.message)
+
+    def _srv_resume(self, _req):
+        with self._lock:
+            t = self.lifecycle.request("resume")
+            if t.ok:
+                if not self.core.resume():
+                    return TriggerResponse(False, "inputs not healthy: " + "; ".join(self.core.watchdog.reasons))
+                self.lifecycle.commit(t)
+        return TriggerResponse(t.ok, t.message)
+
+    def _srv_stop(self, _req):
+        t = self._stop("~stop called")
+        return TriggerResponse(t.ok, t.message)
+
+    def shutdown(self) -> None:
+        """Ctrl-C, roslaunch kill: stop commanding and restore the robot, even while the model is mid-call."""
+        if self._shutting_down.is_set():
+            return
+        self._shutting_down.set()
+        if self.lifecycle.state != STOPPED:
+            self._stop("node shutting down")
+
+    # -- control loop ---------------------------------------------------------------------------------------
+
+    def _measured_pose(self) -> np.ndarray | None:
+        messages = {}
+        for stream in self.layout.used_streams():
+            sample = self.store.latest(stream)
+            if sample is None:
+                return None
+            messages[stream] = sample.msg
+        try:
+            state = self.layout.state_from_messages(messages)
+        except (IndexError, AttributeError, TypeError, ValueError):
+            return None
+        return self.layout.measured_action(state, self.nominal_height)
+
+    def _control_loop(self) -> None:
+        dt = self.settings.execution.tick_dt
+        next_t = time.perf_counter()
+        last_tick = None
+        while not self._shutting_down.is_set() and not rospy.is_shutdown():
+            now_perf = time.perf_counter()
+            if last_tick is not None:
+                self.latency.record("control_period", now_perf - last_tick)
+            last_tick = now_perf
+            try:
+                self._control_tick()
+            except Exception:  # noqa: BLE001 - a bug must not leave the robot without commands silently
+                rospy.logerr_throttle(1.0, "groot_policy: control tick failed:\n" + traceback.format_exc())
+            next_t += dt
+            delay = next_t - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_t = time.perf_counter()  # overran: do not try to catch up with a burst
+
+    def _control_tick(self) -> None:
+        with self._lock:
+            if not self.lifecycle.commanding or self._shutting_down.is_set():
+                return
+            now = rospy.get_time()
+            t0 = time.perf_counter()
+            problems = [str(p) for p in self.store.freshness_problems(now)]
+            tick = self.core.tick(now, self._measured_pose(), problems, self._worker.is_alive())
+            self._last_problems = tuple(problems) or tuple(tick.reasons)
+            if tick.command is None:
+                return
+            if self.backend is not None:
+                self.backend.send(self.layout.channel_values(tick.command))
+            self.latency.record("tick_compute", time.perf_counter() - t0)
+        self._preview_pub.publish(JointState(name=self.layout.action_names, position=list(tick.command)))
+
+    # -- inference worker -----------------------------------------------------------------------------------
+
+    def _worker_loop(self) -> None:
+        while not self._shutting_down.is_set() and not rospy.is_shutdown():
+            now = rospy.get_time()
+            with self._lock:
+                wanted = self.lifecycle.state in (RUNNING, PAUSED) and self.core.wants_inference(now)
+            if not wanted:
+                time.sleep(0.002)
+                continue
+            result = self.store.build_observation(now, self.task)
+            if not result.ok:
+                rospy.logwarn_throttle(2.0, "groot_policy: holding inference, observation not usable: " + result.summary())
+                time.sleep(0.01)
+                continue
+            obs = result.observation
+            with self._lock:
+                self.core.inference_started(now)
+                core = self.core
+            try:
+                chunk = self.runtime.predict_chunk(obs, seed=self.seed if self.seed >= 0 else None)
+            except Exception as exc:  # noqa: BLE001 - counted and held by the watchdog, never crashes the node
+                self._worker_error = f"{type(exc).__name__}: {exc}"
+                rospy.logerr_throttle(2.0, "groot_policy: inference failed: " + self._worker_error)
+                with self._lock:
+                    core.inference_failed(rospy.get_time(), self._worker_error)
+                continue
+            done = rospy.get_time()
+            if self._shutting_down.is_set():
+                return  # the robot is being restored: a late chunk must not move it
+            with self._lock:
+                if core is not self.core:
+                    continue  # restarted meanwhile: the chunk belongs to the old run
+                submitted = core.submit(chunk, obs.stamp, done)
+            self._last_latency = done - obs.stamp
+            self.latency.record("inference", self._last_latency)
+            self._publish_chunk(chunk, obs.stamp, done)
+            if self.obs_log is not None:
+                self.obs_log.write(self._sequence, obs, chunk, self.seed)
+            if not submitted.accepted:
+                rospy.logwarn_throttle(2.0, f"groot_policy: chunk {self._sequence} not executed: {submitted.reason}")
+
+    def _publish_chunk(self, chunk: np.ndarray, obs_time: float, done: float) -> None:
+        msg = self._chunk_cls()
+        msg.header.stamp = rospy.Time.from_sec(done)
+        msg.observation_stamp = rospy.Time.from_sec(obs_time)
+        msg.sequence = self._sequence
+        msg.components = [c.name for c in self.layout.action]
+        msg.dim_names = self.layout.action_names
+        msg.steps, msg.dims = chunk.shape
+        msg.step_dt = self.settings.execution.model_action_dt or self.layout.model_action_dt
+        msg.data = chunk.ravel().tolist()
+        msg.inference_latency = done - obs_time
+        self._chunk_pub.publish(msg)
+        self._sequence += 1
+        self._last_chunk_obs_time = obs_time
+
+    # -- status and diagnostics -----------------------------------------------------------------------------
+
+    def _publish_status(self, _event=None) -> None:
+        with self._lock:
+            report = self.core.report()
+            watchdog = report["watchdog"]
+            state = self.lifecycle.state
+            if state == RUNNING and watchdog["state"] == "holding":
+                state = "holding"
+            reason = "; ".join(watchdog["reasons"])
+        now = rospy.get_time()
+        clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())
+        msg = self._status_cls()
+        msg.header.stamp = rospy.Time.from_sec(now)
+        msg.state, msg.reason, msg.dry_run = state, reason, self.dry_run
+        msg.chunks = self._sequence
+        msg.stalls = int(report["scheduler"]["stall_ticks"])
+        msg.clamps = int(clamps)
+        msg.inference_latency = self._last_latency
+        msg.chunk_age = now - self._last_chunk_obs_time if self._last_chunk_obs_time else -1.0
+        msg.stale_streams = list(self._last_problems)
+        self._status_pub.publish(msg)
+        self._publish_diagnostics(msg, report)
+
+    def _publish_diagnostics(self, status, report: dict) -> None:
+        level = DiagnosticStatus.OK if status.state in ("running", "idle", "stopped") else DiagnosticStatus.WARN
+        if status.stale_streams and status.state == "holding":
+            level = DiagnosticStatus.ERROR
+        values = {
+            "state": status.state, "dry_run": str(self.dry_run), "chunks": str(status.chunks),
+            "stall_ticks": str(status.stalls), "clamps": str(status.clamps),
+            "chunk_age_s": f"{status.chunk_age:.3f}", "stale_streams": "; ".join(status.stale_streams),
+            "safety": report["safety_summary"], "worker_error": self._worker_error,
+        }
+        values.update(self.latency.summary())
+        diag = DiagnosticStatus(level=level, name="groot_policy", hardware_id=self.layout.robot.version,
+                                message=status.reason or status.state,
+                                values=[KeyValue(k, v) for k, v in values.items()])
+        array = DiagnosticArray(status=[diag])
+        array.header.stamp = status.header.stamp
+        self._diag_pub.publish(array)
+
+
+def main() -> None:
+    rospy.init_node("groot_policy")
+    try:
+        PolicyNode()
+    except Exception as exc:  # noqa: BLE001 - a clear one-line reason, then exit non-zero
+        rospy.logfatal("groot_policy: %s", exc)
+        raise SystemExit(1) from exc
+    rospy.spin()
