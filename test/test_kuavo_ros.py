@@ -6,7 +6,6 @@ an ObservationStore from the sim's topics through ros_io, exactly as the policy 
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -151,8 +150,8 @@ def test_sim_offers_the_kuavo_interface(sim, store, ros_node):
     assert obs.images["observation.images.head_cam_h"].shape == (96, 128, 3)
 
 
-def run_closed_loop(backend, store, ros_node, recorder, layout):
-    """start -> stream one chunk step until the sim's state reaches it -> shutdown; returns the first observation."""
+def run_closed_loop(backend, store, ros_node, recorder):
+    """start -> stream one chunk step until the sim's state reaches it -> shutdown."""
     before = observe(store, ros_node)
     backend.start()
     assert sim_mode(ros_node) == (2, 1)
@@ -174,14 +173,13 @@ def run_closed_loop(backend, store, ros_node, recorder, layout):
     arm_msg = recorder["arm"][-1]
     assert len(arm_msg.name) == 14
     np.testing.assert_allclose(arm_msg.position, np.degrees(ARM_TARGET), atol=1e-9)
-    return before
 
 
 @pytest.mark.parametrize("kind", ["topics", "sdk"])
 def test_backend_closed_loop(kind, sim, store, ros_node, recorder, layout):
     config = load_backend_config(direct_to_wbc=True)
     backend = make_backend(kind, layout, config)
-    run_closed_loop(backend, store, ros_node, recorder, layout)
+    run_closed_loop(backend, store, ros_node, recorder)
     claw = recorder["claw"][-1] if recorder["claw"] else None
     if kind == "topics":  # the SDK sends claws through /control_robot_leju_claw, not the topic
         assert list(claw.data.position) == CLAW_TARGET.tolist()

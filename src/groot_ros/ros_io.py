@@ -33,3 +33,24 @@ def write_field(msg: Any, path: str, value: Any) -> None:
     """Sets a dotted attribute path ("data.position", "linear.z"); the inverse of layout.read_field."""
     head, _, last = path.rpartition(".")
     setattr(read_field(msg, head) if head else msg, last, value)
+
+
+def echo(topic: str, count: int = 1) -> None:
+    """`rostopic echo` for Kuavo types: rostopic finds classes only through a catkin package, and the
+    SDK wheel's kuavo_msgs/ocs2_msgs are plain Python packages."""
+    import rostopic
+
+    rospy.init_node("groot_ros_echo", anonymous=True)
+    type_name, _, _ = rostopic.get_topic_type(topic, blocking=True)
+    for _ in range(count):
+        print(rospy.wait_for_message(topic, message_class(type_name)), "\n---", flush=True)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=echo.__doc__)
+    parser.add_argument("topic")
+    parser.add_argument("-n", "--count", type=int, default=1)
+    args = parser.parse_args(rospy.myargv()[1:])
+    echo(args.topic, args.count)
