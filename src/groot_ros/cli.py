@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m groot_ros", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    from groot_ros.offline_cli import add_offline_commands  # bag2lerobot, eval-dataset, convert-v21, train
+
+    add_offline_commands(sub)
 
     p = sub.add_parser("make-tiny-checkpoint", help="write a tiny GR00T-architecture checkpoint (random weights)")
     p.add_argument("--out", required=True)
