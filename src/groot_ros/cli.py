@@ -110,6 +110,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_policy(args: argparse.Namespace) -> int:
+    """Stock LeRobot path vs ours, per stage, same inputs and seed (src/groot_ros/bench, docs/inference_speed.md)."""
+    from dataclasses import replace
+
+    from groot_ros.bench.harness import BenchConfig, format_report, run_bench, write_json
+    from groot_ros.fast_inference import FastOptions
+
+    options = replace(FastOptions(compile=args.compile, cuda_graphs=args.cuda_graphs),
+                      **{name: False for name in args.disable})
+    cfg = BenchConfig(size=args.size, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                      workdir=Path(args.workdir), device=args.device, dtype=args.dtype, attention=args.attention,
+                      warmup=args.warmup, iters=args.iters, seed=args.seed, layout=args.layout, robot=args.robot,
+                      topics=args.topics, options=options, ablation=args.ablation)
+    report = run_bench(cfg, log=lambda line: print(f"[bench] {line}", file=sys.stderr))
+    print(format_report(report))
+    if args.json:
+        write_json(report, Path(args.json))
+    return 0 if report.passed() else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m groot_ros", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -137,6 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=DEFAULT_TASK)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
+    _add_layout_args(p)
+    p.add_argument("--size", default="tiny", choices=("tiny", "full"),
+                   help="random-weight model to build (full: GR00T N1.5 dimensions, ~2.7B parameters; GPU)")
+    p.add_argument("--checkpoint", help="time this pretrained_model/ dir instead of a random-weight model")
+    p.add_argument("--workdir", default="artifacts/bench", help="where random-weight models are written (once)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--attention", default="auto", choices=("auto", "sdpa", "flash_attention_2"))
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablation", action="store_true", help="also time each speed-up alone")
+    p.add_argument("--disable", action="append", default=[],
+                   choices=("bf16_weights", "gpu_preprocess", "skip_lm_head", "kv_cache"),
+                   help="switch one of ours' speed-ups off (repeatable)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone and the action head")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay backbone and action head from CUDA graphs")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(func=cmd_bench_policy)
     return parser
 
 

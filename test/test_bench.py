@@ -1,0 +1,146 @@
+"""The inference benchmark and the optimized path: outputs equal to the stock LeRobot path, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from groot_ros.bench.harness import BenchConfig, format_report, run_bench, stock_predict
+from groot_ros.cli import main, synthetic_observation
+from groot_ros.fast_inference import (
+    DiTKVCache,
+    FastOptions,
+    ImageSpec,
+    _pipeline_step,
+    optimize_runtime,
+    preprocess_images,
+)
+from groot_ros.runtime import GrootRuntime
+
+ALL_OFF = FastOptions(bf16_weights=False, gpu_preprocess=False, skip_lm_head=False, kv_cache=False)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def obs(depalletize_layout):
+    return synthetic_observation(depalletize_layout, seed=3)
+
+
+@pytest.fixture(scope="module")
+def stock_runtime(tiny_checkpoint, depalletize_layout):
+    return GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
+
+
+def test_harness_and_cli_time_every_stage_and_match(tiny_checkpoint, tmp_path, capsys):
+    cfg = BenchConfig(checkpoint=tiny_checkpoint.pretrained_model, workdir=tmp_path, warmup=1, iters=2, ablation=True)
+    report = run_bench(cfg)
+    assert [p.name for p in report.paths] == ["stock", "only gpu_preprocess", "only skip_lm_head", "only kv_cache",
+                                              "ours"]
+    for path in report.paths:
+        assert {"preprocess", "backbone", "action_head", "denormalize"} <= set(path.stages)
+        assert path.end_to_end.p50 > 0 and path.end_to_end.p99 >= path.end_to_end.p50 and path.peak_memory_mb > 0
+    assert report.passed(), [p.rel_error for p in report.paths]
+    table = format_report(report)
+    assert "x stock" in table and "within tolerance" in table
+
+    out = tmp_path / "bench.json"
+    code = main(["bench-policy", "--checkpoint", str(tiny_checkpoint.pretrained_model), "--warmup", "0",
+                 "--iters", "1", "--json", str(out)])
+    assert code == 0
+    assert "end_to_end" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["passed"] and [p["name"] for p in data["paths"]] == ["stock", "ours"]
+    assert set(data["paths"][1]["stages"]) == {"preprocess", "backbone", "action_head", "denormalize"}
+
+
+@pytest.mark.parametrize("options", [FastOptions(), ALL_OFF, FastOptions(gpu_preprocess=False),
+                                     FastOptions(skip_lm_head=False), FastOptions(kv_cache=False)],
+                         ids=["all", "none", "no-gpu-preprocess", "no-skip-lm-head", "no-kv-cache"])
+def test_fast_path_equals_stock_fp32(tiny_checkpoint, depalletize_layout, stock_runtime, obs, options):
+    reference = stock_predict(stock_runtime, obs, seed=7)
+    runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
+    engine = optimize_runtime(runtime, options)
+    ours = engine.predict(obs, seed=7)
+    assert ours.normalized.shape == reference.normalized.shape == (16, depalletize_layout.action_dim)
+    assert _rel(ours.normalized, reference.normalized) < 1e-5
+    assert _rel(ours.chunk, reference.chunk) < 1e-5
+    np.testing.assert_allclose(engine.predict_chunk(obs, seed=7), ours.chunk)
+    assert _rel(engine.predict(obs, seed=8).normalized, reference.normalized) > 1e-3  # the seed matters
+
+
+def test_bf16_weights_match_lerobot_autocast(tiny_checkpoint, depalletize_layout, obs):
+    stock = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
+    stock.policy.config.use_bf16 = True  # LeRobot's inference mode: fp32 weights under bf16 autocast
+    stock.policy._groot_model.compute_dtype = "bfloat16"
+    reference = stock_predict(stock, obs, seed=1)
+    runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout, dtype="bfloat16")
+    engine = optimize_runtime(runtime, FastOptions())
+    assert next(runtime.policy.parameters()).dtype == torch.bfloat16
+    assert _rel(engine.predict(obs, seed=1).normalized, reference.normalized) < 1e-2
+
+
+def test_gpu_image_preprocessing_equals_stock_pixel_values(stock_runtime, obs, monkeypatch):
+    stock = stock_runtime.preprocessor(stock_runtime._batch(obs))["eagle_pixel_values"]
+    spec = ImageSpec.from_processor(_pipeline_step(stock_runtime.preprocessor, "GrootEagleEncodeStep").proc.image_processor)
+    frames = torch.stack([torch.from_numpy(obs.images[k]) for k in stock_runtime.info.camera_keys])
+    assert spec.mode == "bicubic" and spec.size == stock.shape[-1]
+    torch.testing.assert_close(preprocess_images(frames, spec), stock, rtol=0, atol=0)
+
+    # The float arithmetic used on a GPU: the stock processor gives the same once torchvision's CPU-only
+    # uint8 kernel is out of the way, and stays within one uint8 step of that kernel otherwise.
+    as_on_gpu = preprocess_images(frames, spec, native_uint8=False)
+    assert (as_on_gpu - stock).abs().max() <= 1 / 127.5 + 1e-6
+    import torchvision.transforms.v2.functional._geometry as geometry
+
+    monkeypatch.setattr(geometry, "_do_native_uint8_resize_on_cpu", lambda interpolation: False)
+    float_stock = stock_runtime.preprocessor(stock_runtime._batch(obs))["eagle_pixel_values"]
+    torch.testing.assert_close(as_on_gpu, float_stock, rtol=0, atol=1e-6)
+
+
+def test_dit_kv_cache_gives_the_same_actions(tiny_checkpoint, depalletize_layout, stock_runtime, obs):
+    batch = stock_runtime.preprocessor(stock_runtime._batch(obs))
+    torch.manual_seed(5)
+    reference = stock_runtime.policy.predict_action_chunk(batch)
+    runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
+    dit = runtime.policy._groot_model.action_head.model
+    cache = DiTKVCache(dit)
+    assert len(cache.pairs) == (len(dit.transformer_blocks) + 1) // 2  # interleaved: even blocks cross-attend
+    torch.manual_seed(5)
+    unbound = runtime.policy.predict_action_chunk(batch)  # installed but unbound: the stock processor
+    torch.testing.assert_close(unbound, reference, rtol=0, atol=0)
+
+    features = torch.randn(1, 9, dit.config.cross_attention_dim)
+    tokens = torch.randn(1, 5, dit.inner_dim)
+    t = torch.full((1,), 250)
+    plain = dit(hidden_states=tokens, encoder_hidden_states=features, timestep=t)
+    cache.bind(features)
+    cached = dit(hidden_states=tokens, encoder_hidden_states=features, timestep=t)
+    cache.release()
+    torch.testing.assert_close(cached, plain, rtol=1e-5, atol=1e-6)
+    assert all(p.kv is None for _, p in cache.pairs)
+
+
+def test_full_size_config_has_the_published_dimensions(depalletize_layout, tmp_path):
+    from groot_ros.bench.full_model import MODEL_SIZES, count_parameters, full_eagle_config, tokens_per_tile
+
+    counts = count_parameters(MODEL_SIZES["full"], depalletize_layout, tmp_path)
+    assert 2.6e9 < counts["total"] < 2.8e9  # "~2.7B" with Qwen3's lm_head untied
+    assert 0.41e9 < counts["vision"] < 0.44e9 and 0.9e9 < counts["llm"] < 0.93e9  # 12 of 28 Qwen3 layers
+    eagle = full_eagle_config({"vocab_size": 400, "<IMG_CONTEXT>": 5, "<|endoftext|>": 0, "<|im_end|>": 2})
+    assert tokens_per_tile(eagle) == 64
+    processor = json.loads((tmp_path / "eagle_assets" / "processor_config.json").read_text())
+    assert processor["tokens_per_tile"] == 64
+    base = json.loads((tmp_path / "base_model" / "config.json").read_text())
+    head = base["action_head_cfg"]
+    dit, vl = head["diffusion_model_cfg"], head["vl_self_attention_cfg"]
+    assert dit["num_attention_heads"] * dit["attention_head_dim"] == head["input_embedding_dim"] == 1536
+    assert vl["num_attention_heads"] * vl["attention_head_dim"] == head["backbone_embedding_dim"] \
+        == eagle["text_config"]["hidden_size"] == dit["cross_attention_dim"] == 2048
+    assert dit["output_dim"] == head["hidden_size"] and head["max_num_embodiments"] > 31
+    assert base["backbone_cfg"]["select_layer"] == 12 and dit["num_layers"] == 16
