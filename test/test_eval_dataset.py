@@ -1,0 +1,128 @@
+"""eval-dataset: same runtime as the node, open-loop chunks of K rows, metrics, ablations, figures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kuavo_bags import write_bags
+
+K = 8
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory, depalletize_layout):
+    from groot_ros.bag2lerobot import ConvertOptions, convert
+
+    folder = tmp_path_factory.mktemp("bags")
+    write_bags(folder, depalletize_layout, count=2, seconds=2.5)
+    root = tmp_path_factory.mktemp("datasets") / "kuavo"
+    convert([folder], root, depalletize_layout, ConvertOptions(task="Depalletize the boxes."), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory, tiny_runtime, dataset_root):
+    from groot_ros.eval_dataset import VARIANTS, EvalOptions, evaluate
+
+    out = tmp_path_factory.mktemp("eval")
+    return evaluate(tiny_runtime, dataset_root, out,
+                    EvalOptions(episodes=None, action_chunk_size=K, variants=VARIANTS), progress=False)
+
+
+def test_writes_metrics_per_dimension_component_episode_and_overall(result, depalletize_layout):
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics["variants"] == ["normal", "state-zero", "image-zero"] and metrics["episodes"] == [0, 1]
+    assert metrics["units"]["Left_arm_0"] == "rad" and metrics["units"]["Left_claw"] == "0..100"
+    for variant in metrics["variants"]:
+        res = metrics["results"][variant]
+        for scope in [res["overall"], *res["episodes"].values()]:
+            assert list(scope["dimensions"]) == depalletize_layout.action_names
+            assert list(scope["components"]) == [c.name for c in depalletize_layout.action]
+            for stats in [*scope["dimensions"].values(), *scope["components"].values()]:
+                assert 0 <= stats["mae"] <= stats["rmse"] <= stats["max"] and np.isfinite(stats["max"])
+        assert set(res["episodes"]) == {"0", "1"}
+        assert res["overall"]["frames"] == sum(e["frames"] for e in res["episodes"].values())
+    # Cmd_pose_pitch never moved in the recordings, and the checkpoint's stats say max == min for Right_claw:
+    # de-normalization gives exactly min there, and range_mae leaves constant dimensions out.
+    assert metrics["ablation_range_mae"]["normal"]["all"] > 0
+
+
+def test_figures_and_ablation_table(result, depalletize_layout):
+    names = {p.name for p in result.figures}
+    for episode in (0, 1):
+        for comp in depalletize_layout.action:
+            assert f"episode_{episode:03d}_{comp.name}.png" in names
+    assert "ablation.png" in names
+    for path in result.figures:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    table = (result.out_dir / "ablation.txt").read_text()
+    for token in ["normal", "state-zero", "image-zero", "Left_arm", "Cmd_pose_pitch", "% range", "relative to normal"]:
+        assert token in table
+
+
+def test_chunks_are_the_runtimes_k_rows_with_the_same_seed_in_every_variant(result, tiny_runtime, dataset_root):
+    """What eval-dataset scores is exactly what the node would execute: runtime.predict_chunk rows 0..K-1."""
+    from groot_ros.eval_dataset import observation_at, open_dataset
+
+    ds = open_dataset(dataset_root)
+    normal = next(r for r in result.rollouts if r.episode == 1 and r.variant == "normal")
+    assert normal.chunk_starts == tuple(range(0, normal.truth.shape[0], K))
+    start = int(ds.meta.episodes[1]["dataset_from_index"])
+    state_zero = tiny_runtime.stats.state.denormalize(np.zeros(tiny_runtime.stats.state.dim))
+    for n, t in enumerate(normal.chunk_starts[:2]):
+        obs = observation_at(ds, start + t, "normal", state_zero, tiny_runtime.info.camera_keys, None)
+        chunk = tiny_runtime.predict_chunk(obs, seed=0 + 7919 * 1 + n)
+        np.testing.assert_allclose(normal.predicted[t:t + K], chunk[:K])
+    truth = np.stack([np.asarray(ds[start + i]["action"]) for i in range(normal.truth.shape[0])])
+    np.testing.assert_allclose(normal.truth, truth)
+
+
+def test_ablation_inputs(tiny_runtime, dataset_root):
+    from groot_ros.eval_dataset import observation_at, open_dataset
+
+    ds = open_dataset(dataset_root)
+    state_zero = tiny_runtime.stats.state.denormalize(np.zeros(tiny_runtime.stats.state.dim))
+    keys = tiny_runtime.info.camera_keys
+    normal = observation_at(ds, 3, "normal", state_zero, keys, None)
+    no_state = observation_at(ds, 3, "state-zero", state_zero, keys, None)
+    no_image = observation_at(ds, 3, "image-zero", state_zero, keys, "another task")
+    np.testing.assert_allclose(tiny_runtime.stats.state.normalize(no_state.state), 0.0, atol=1e-12)
+    assert all(np.array_equal(no_state.images[k], normal.images[k]) for k in keys)
+    assert all(not img.any() for img in no_image.images.values()) and no_image.task == "another task"
+    np.testing.assert_array_equal(no_image.state, normal.state)
+    assert normal.task == "Depalletize the boxes." and normal.images[keys[0]].dtype == np.uint8
+
+
+def test_error_statistics():
+    from groot_ros.eval_dataset import error_stats, range_mae
+
+    err = np.array([[1.0, -2.0], [-3.0, 0.0]])
+    assert error_stats(err) == pytest.approx({"mae": 1.5, "rmse": np.sqrt(3.5), "max": 3.0})
+    assert range_mae(err, np.array([4.0, 0.0])) == pytest.approx(0.5)  # the constant dimension is left out
+    assert range_mae(err, np.array([0.0, 0.0])) is None
+
+
+def test_bad_requests_are_clear_errors(tmp_path, tiny_runtime, dataset_root):
+    from groot_ros.eval_dataset import EvalError, EvalOptions, evaluate
+
+    with pytest.raises(EvalError, match=r"--action-chunk-size must be 1\.\.16"):
+        evaluate(tiny_runtime, dataset_root, tmp_path, EvalOptions(action_chunk_size=20), progress=False)
+    with pytest.raises(EvalError, match=r"episodes \[7\] do not exist: the dataset has episodes 0\.\.1"):
+        evaluate(tiny_runtime, dataset_root, tmp_path, EvalOptions(episodes=(7,)), progress=False)
+    old = tmp_path / "old"
+    (old / "meta").mkdir(parents=True)
+    (old / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v2.1"}))
+    with pytest.raises(EvalError, match="convert-v21"):
+        evaluate(tiny_runtime, old, tmp_path, EvalOptions(), progress=False)
+
+
+def test_dataset_that_does_not_fit_the_layout(dataset_root):
+    from groot_ros.eval_dataset import dataset_problems, open_dataset
+    from groot_ros.layout import load_layout
+
+    meta = open_dataset(dataset_root).meta
+    problems = dataset_problems(load_layout("arms_claws", "4_pro", "sim"), meta.features, meta.camera_keys)
+    assert any("state dim: dataset 18" in p for p in problems) and any("action dim: dataset 18" in p for p in problems)
