@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 
 DEBIAN_ROS_PACKAGES="ros-core-python-dev python3-rostest python3-rosbag python3-roslaunch catkin
   python3-sensor-msgs python3-geometry-msgs python3-std-srvs python3-diagnostic-msgs
-  python3-diagnostic-updater rosbash ros-message-generation ros-message-runtime python3-genpy python3-genmsg
+  python3-diagnostic-updater python3-tf rosbash ros-message-generation ros-message-runtime python3-genpy python3-genmsg
   ros-std-msgs libstd-msgs-dev python3-rostopic python3-rosservice python3-rosnode python3-rosmsg"
 # pyaudio (pulled by kuavo-humanoid-sdk) compiles against portaudio; the venv needs ensurepip.
 BUILD_PACKAGES="portaudio19-dev python3-venv python3-dev build-essential"

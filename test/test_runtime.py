@@ -178,3 +178,12 @@ def test_attention_choice_without_flash_attn():
     assert choose_attention("cuda").implementation in ("sdpa", "flash_attention_2")
     with pytest.raises(ValueError, match="needs the flash_attn package and a CUDA device"):
         choose_attention("cpu", "flash_attention_2")
+
+
+def test_cameras_of_different_sizes_are_brought_to_the_trained_size(tiny_runtime, depalletize_layout):
+    obs = synthetic_observation(depalletize_layout)
+    images = dict(obs.images)
+    images["observation.images.wrist_cam_l"] = images["observation.images.wrist_cam_l"][:240, :320].copy()
+    images["observation.images.head_cam_h"].setflags(write=False)  # as a ROS message buffer
+    chunk = tiny_runtime.predict_chunk(Observation(obs.state, images, obs.task), seed=0)
+    assert chunk.shape == (16, 18) and np.all(np.isfinite(chunk))

@@ -313,6 +313,7 @@ class PolicyNode:
                     continue  # restarted meanwhile: the chunk belongs to the old run
                 submitted = core.submit(chunk, obs.stamp, done)
             self._last_latency = done - obs.stamp
+            self._worker_error = ""
             self.latency.record("inference", self._last_latency)
             self._publish_chunk(chunk, obs.stamp, done)
             if self.obs_log is not None:
@@ -344,7 +345,7 @@ class PolicyNode:
             state = self.lifecycle.state
             if state == RUNNING and watchdog["state"] == "holding":
                 state = "holding"
-            reason = "; ".join(watchdog["reasons"])
+            reason = "; ".join(watchdog["reasons"]) or (f"inference failing: {self._worker_error}" if self._worker_error else "")
         now = rospy.get_time()
         clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())
         msg = self._status_cls()

@@ -285,9 +285,23 @@ class GrootRuntime:
 
         batch: dict[str, Any] = {"observation.state": torch.as_tensor(np.asarray(obs.state, dtype=np.float32))}
         for key in self.info.camera_keys:
-            batch[key] = torch.tensor(obs.images[key]).permute(2, 0, 1)  # a copy: ROS buffers are read-only
+            batch[key] = torch.from_numpy(self._trained_size(key, obs.images[key])).permute(2, 0, 1)
         batch["task"] = obs.task
         return batch
+
+    def _trained_size(self, key: str, img: np.ndarray) -> np.ndarray:
+        """The image at the resolution the checkpoint declares for that camera (the dataset's).
+
+        LeRobot stacks all cameras into one array, so they must agree in size; and the model was trained
+        on the dataset's resolution. Always returns a writable copy (ROS message buffers are read-only).
+        """
+        import cv2
+
+        shape = (self.info.config["input_features"][key].get("shape") or [3, 0, 0])
+        h, w = int(shape[1]), int(shape[2])
+        if h > 0 and w > 0 and img.shape[:2] != (h, w):
+            return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        return np.array(img, copy=True)
 
     def predict_normalized(self, obs: Observation, seed: int | None = None) -> np.ndarray:
         """The model's raw chunk (chunk_size, action_dim) in [-1, 1] space."""
