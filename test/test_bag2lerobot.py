@@ -152,3 +152,62 @@ def test_cli_refuses_an_existing_output(tmp_path, converted, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["bag2lerobot", str(tmp_path), "--out", str(tmp_path / "new")]) == 2
     assert "no .bag files" in capsys.readouterr().err
+
+
+def _plain(value):
+    """Nested arrays from parquet as plain JSON lists."""
+    if isinstance(value, (np.ndarray, list)):
+        return [_plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else value
+
+
+def _downgrade_to_v21(src, dst):
+    """A LeRobot v2.1 copy of a v3.0 dataset (per-episode parquet files and jsonl metadata), as older
+    LeRobot versions wrote them: the input convert-v21 is for."""
+    import pandas as pd
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    meta = LeRobotDataset("local/src", root=src).meta
+    info = json.loads((src / "meta" / "info.json").read_text())
+    for key in ("data_files_size_in_mb", "video_files_size_in_mb"):
+        info.pop(key, None)
+    info.update(codebase_version="v2.1", total_chunks=1, total_videos=0, chunks_size=1000, video_path=None,
+                data_path="data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet")
+    (dst / "meta").mkdir(parents=True)
+    (dst / "meta" / "info.json").write_text(json.dumps(info))
+    data = pd.concat([pd.read_parquet(f) for f in sorted((src / "data").glob("*/*.parquet"))], ignore_index=True)
+    rows = pd.concat([pd.read_parquet(f) for f in sorted((src / "meta" / "episodes").glob("*/*.parquet"))])
+    (dst / "data" / "chunk-000").mkdir(parents=True)
+    episodes, stats = [], []
+    for ep in range(meta.total_episodes):
+        data[data["episode_index"] == ep].to_parquet(dst / "data" / "chunk-000" / f"episode_{ep:06d}.parquet")
+        row = rows[rows["episode_index"] == ep].iloc[0].to_dict()
+        episodes.append({"episode_index": ep, "tasks": _plain(row["tasks"]), "length": int(row["length"])})
+        ep_stats: dict = {}
+        for key, value in row.items():
+            if key.startswith("stats/"):
+                feature, stat = key[len("stats/"):].rsplit("/", 1)
+                ep_stats.setdefault(feature, {})[stat] = _plain(value)
+        stats.append({"episode_index": ep, "stats": ep_stats})
+    tasks = [{"task_index": int(i), "task": t} for t, i in meta.tasks["task_index"].items()]
+    for name, rows in (("episodes", episodes), ("episodes_stats", stats), ("tasks", tasks)):
+        (dst / "meta" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_convert_v21_converts_in_place_and_checks(tmp_path, converted, capsys):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from groot_ros.cli import main
+
+    report, _ = converted
+    old = tmp_path / "kuavo_v21"
+    _downgrade_to_v21(report.root, old)
+    assert main(["convert-v21", str(old)]) == 0
+    out = capsys.readouterr().out
+    assert "2 episodes" in out and "observation.state" in out and "lerobot-dataset-viz" in out
+    assert (tmp_path / "kuavo_v21_old" / "meta" / "episodes.jsonl").is_file()
+    new, ref = LeRobotDataset("local/new", root=old), LeRobotDataset("local/ref", root=report.root)
+    assert new.num_frames == ref.num_frames
+    np.testing.assert_array_equal(new[5]["observation.images.head_cam_h"], ref[5]["observation.images.head_cam_h"])
+    assert main(["convert-v21", str(old)]) == 2  # now v3.0
+    assert "already v3.0" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -195,13 +196,16 @@ def run_lerobot_train(args: Sequence[str], device: str) -> None:
     from groot_ros.model_assets import attention_override, choose_attention
 
     implementation = choose_attention(resolve_device(device)).implementation
-    saved = sys.argv
+    saved_argv, root = sys.argv, logging.getLogger()
+    saved_logging = (root.level, list(root.handlers))  # LeRobot's init_logging replaces the root handlers
     sys.argv = ["lerobot-train", *args]  # LeRobot's config parser reads sys.argv
     try:
         with attention_override(implementation), eagle_assets_kept():
             train()
     finally:
-        sys.argv = saved
+        sys.argv = saved_argv
+        root.setLevel(saved_logging[0])
+        root.handlers[:] = saved_logging[1]
 
 
 def _device_of(args: Sequence[str]) -> str:

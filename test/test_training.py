@@ -1,0 +1,97 @@
+"""Training wrapper, and the offline round trip: bags -> bag2lerobot -> tiny training (+ resume through
+scripts/train_groot.sh) -> the checkpoint loads in the runtime -> eval-dataset --ablations all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kuavo_bags import write_bags
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _options(tmp_path, **kw):
+    from groot_ros.training import TrainOptions
+
+    return TrainOptions(dataset_root=tmp_path / "ds", output_dir=tmp_path / "run", **kw)
+
+
+def test_lerobot_arguments_carry_the_seed_defaults_and_stay_offline(tmp_path, depalletize_layout):
+    from groot_ros.training import command_line, launch_command, lerobot_args
+
+    args = lerobot_args(_options(tmp_path, device="cpu", base_model=str(tmp_path)), depalletize_layout)
+    for flag in ["--batch_size=8", "--steps=40000", "--save_freq=4000", "--wandb.enable=false",
+                 "--policy.push_to_hub=false", "--policy.type=groot", "--policy.use_bf16=false",
+                 f"--policy.base_model_path={tmp_path.resolve()}", f"--dataset.root={(tmp_path / 'ds').resolve()}",
+                 "--policy.chunk_size=16", "--policy.embodiment_tag=new_embodiment"]:
+        assert flag in args
+    resume = lerobot_args(_options(tmp_path, resume=True, steps=50_000), depalletize_layout)
+    assert resume[:2] == [f"--config_path={(tmp_path / 'run').resolve()}/checkpoints/last/pretrained_model/"
+                          "train_config.json", "--resume=true"] and "--steps=50000" in resume
+    multi = command_line(launch_command(_options(tmp_path, num_gpus=4, device="cuda"), depalletize_layout))
+    assert multi.startswith("accelerate launch --multi_gpu --num_processes=4 -m groot_ros.training --dataset.repo_id")
+    assert "--policy.use_bf16=true" in multi
+
+
+def test_bad_runs_are_refused_before_lerobot_starts(tmp_path, depalletize_layout):
+    from groot_ros.training import TrainingError, check_options
+
+    with pytest.raises(TrainingError, match="train without resume first"):
+        check_options(_options(tmp_path, resume=True), depalletize_layout)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(TrainingError, match=r"already exists: resume it[\s\S]*not a LeRobot dataset"):
+        check_options(_options(tmp_path), depalletize_layout)
+
+
+@pytest.mark.slow
+def test_round_trip_bags_dataset_training_resume_eval(tmp_path, depalletize_layout, capsys):
+    from groot_ros.cli import main
+    from groot_ros.runtime import GrootRuntime
+
+    bags, ds, run = tmp_path / "bags", tmp_path / "ds", tmp_path / "run"
+    write_bags(bags, depalletize_layout, count=3)
+    assert main(["bag2lerobot", str(bags), "--out", str(ds), "--task", "Depalletize the boxes."]) == 0
+    assert "3 episodes, 90 frames at 10 fps" in capsys.readouterr().out
+
+    small = ["--batch-size", "2", "--save-freq", "3", "--log-freq", "2", "--num-workers", "0", "--device", "cpu"]
+    assert main(["train", "--tiny-base-model", str(tmp_path / "tiny"), "--dataset-root", str(ds),
+                 "--output-dir", str(run), "--steps", "6", *small]) == 0
+    printed = capsys.readouterr().out
+    assert "[train] " in printed and "--policy.type=groot" in printed and "--steps=6" in printed
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["000003", "000006", "last"]
+
+    env = dict(os.environ, RESUME="true", STEPS="10", OUTPUT_DIR=str(run), BATCH_SIZE="2", SAVE_FREQ="3",
+               LOG_FREQ="2", NUM_WORKERS="0", DEVICE="cpu")
+    done = subprocess.run([str(REPO / "scripts" / "train_groot.sh")], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[train] " in done.stdout and "--resume=true" in done.stdout and "--steps=10" in done.stdout
+    last = (run / "checkpoints" / "last").resolve()
+    assert last.name == "000010"
+    assert json.loads((last / "training_state" / "training_step.json").read_text())["step"] == 10
+
+    checkpoint = last / "pretrained_model"
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["base_model_path"] == str(tmp_path / "tiny" / "base_model")
+    runtime = GrootRuntime.load(checkpoint, depalletize_layout)  # base config found via base_model_path
+    assert runtime.info.chunk_size == 16 and runtime.stats.action.dim == 18
+
+    out = tmp_path / "eval"
+    assert main(["eval-dataset", "--checkpoint", str(checkpoint), "--dataset-root", str(ds), "--episode", "all",
+                 "--action-chunk-size", "8", "--ablations", "all", "--out", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "state-zero" in summary and "image-zero" in summary and "metrics:" in summary
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["episodes"] == [0, 1, 2] and metrics["variants"] == ["normal", "state-zero", "image-zero"]
+    for variant in metrics["variants"]:
+        overall = metrics["results"][variant]["overall"]
+        assert overall["frames"] == 90 and 0 < overall["range_mae"] < 5
+        assert all(np.isfinite(d["max"]) for d in overall["dimensions"].values())
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert len(pngs) == 3 * len(depalletize_layout.action) and (out / "ablation.png").stat().st_size > 5000
