@@ -73,7 +73,8 @@ def open_dataset(root: str | Path) -> Any:
     if version != "v3.0":
         hint = f"; convert it with: python -m groot_ros convert-v21 {root}" if version == "v2.1" else ""
         raise EvalError(f"{root} is a LeRobot {version} dataset, eval-dataset needs v3.0{hint}")
-    return LeRobotDataset(f"local/{root.name}", root=root)
+    # PyAV bundles its own FFmpeg; torchcodec (LeRobot's default when importable) needs system FFmpeg libraries.
+    return LeRobotDataset(f"local/{root.name}", root=root, video_backend="pyav")
 
 
 def dataset_problems(layout: Layout, features: Mapping[str, dict], camera_keys: Sequence[str]) -> list[str]:
