@@ -86,10 +86,17 @@ def test_bf16_weights_match_lerobot_autocast(tiny_checkpoint, depalletize_layout
 
 
 def test_gpu_image_preprocessing_equals_stock_pixel_values(stock_runtime, obs, monkeypatch):
-    stock = stock_runtime.preprocessor(stock_runtime._batch(obs))["eagle_pixel_values"]
-    spec = ImageSpec.from_processor(_pipeline_step(stock_runtime.preprocessor, "GrootEagleEncodeStep").proc.image_processor)
+    """Raw 480x640 frames straight into the stock pipeline, so its bicubic resize to the tile size is exercised."""
+    def stock_pixels() -> torch.Tensor:
+        batch = {"observation.state": torch.as_tensor(obs.state, dtype=torch.float32), "task": obs.task}
+        batch.update({k: torch.from_numpy(obs.images[k]).permute(2, 0, 1) for k in stock_runtime.info.camera_keys})
+        return stock_runtime.preprocessor(batch)["eagle_pixel_values"]
+
+    encode = _pipeline_step(stock_runtime.preprocessor, "GrootEagleEncodeStep")
+    spec = ImageSpec.from_processor(encode.proc.image_processor)
     frames = torch.stack([torch.from_numpy(obs.images[k]) for k in stock_runtime.info.camera_keys])
-    assert spec.mode == "bicubic" and spec.size == stock.shape[-1]
+    stock = stock_pixels()
+    assert spec.mode == "bicubic" and spec.size == stock.shape[-1] < frames.shape[1]
     torch.testing.assert_close(preprocess_images(frames, spec), stock, rtol=0, atol=0)
 
     # The float arithmetic used on a GPU: the stock processor gives the same once torchvision's CPU-only
@@ -99,8 +106,7 @@ def test_gpu_image_preprocessing_equals_stock_pixel_values(stock_runtime, obs, m
     import torchvision.transforms.v2.functional._geometry as geometry
 
     monkeypatch.setattr(geometry, "_do_native_uint8_resize_on_cpu", lambda interpolation: False)
-    float_stock = stock_runtime.preprocessor(stock_runtime._batch(obs))["eagle_pixel_values"]
-    torch.testing.assert_close(as_on_gpu, float_stock, rtol=0, atol=1e-6)
+    torch.testing.assert_close(as_on_gpu, stock_pixels(), rtol=0, atol=1e-6)
 
 
 def test_dit_kv_cache_gives_the_same_actions(tiny_checkpoint, depalletize_layout, stock_runtime, obs):

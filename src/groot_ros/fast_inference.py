@@ -122,7 +122,7 @@ class Prompt:
 
     input_ids: Any  # (1, L) long, on the device
     image_positions: Any  # (n_image_tokens,) long, on the device
-    attention_mask: Any  # None when nothing is padded (always, for one observation)
+    attention_mask: Any  # Qwen3's mask mapping when nothing is padded (always, for one observation), else a mask
 
 
 class CrossAttentionKV:
@@ -279,8 +279,19 @@ class FastGroot:
             mask = batch["eagle_attention_mask"]
             image_token = self.model.backbone.eagle_model.image_token_index
             positions = torch.nonzero(ids[0] == image_token).flatten()
-            self.prompts[key] = Prompt(ids, positions, None if bool(mask.all()) else mask.to(self.device))
+            unpadded = bool(mask.all())
+            self.prompts[key] = Prompt(ids, positions, self._causal_only() if unpadded else mask.to(self.device))
         return self.prompts[key]
+
+    def _causal_only(self) -> Any:
+        """With nothing padded, the LLM's masks are plain causal: hand Qwen3 its per-layer-type mask mapping with
+        no mask, so SDPA runs is_causal without building a mask (and without the data-dependent check on the
+        padding mask that a CUDA graph cannot hold). Sliding-window layers need a real mask: keep the ones."""
+        lm = self.model.backbone.eagle_model.language_model
+        layer_types = set(getattr(lm.config, "layer_types", None) or ["full_attention"])
+        if layer_types != {"full_attention"}:
+            return None
+        return {"full_attention": None}
 
     def _inputs(self, obs: Observation) -> tuple[Any, Any, Prompt]:
         """(pixel_values, padded normalized state, prompt) on the device; with gpu_preprocess off, the pixels and
@@ -292,7 +303,9 @@ class FastGroot:
             batch = self.runtime.preprocessor(self.runtime._batch(obs))
             return (batch["eagle_pixel_values"].to(self.device, self.input_dtype),
                     batch["state"].to(self.device, self.input_dtype), prompt)
-        frames = [torch.from_numpy(np.ascontiguousarray(obs.images[k])) for k in self.runtime.info.camera_keys]
+        # The runtime first brings each camera to the checkpoint's trained resolution (cv2 area resize on the CPU,
+        # which also shrinks what is copied to the device); the Eagle processor's resize and normalisation follow.
+        frames = [torch.from_numpy(self.runtime._trained_size(k, obs.images[k])) for k in self.runtime.info.camera_keys]
         groups = [torch.stack(frames)] if len({f.shape for f in frames}) == 1 else [f[None] for f in frames]
         pixels = torch.cat([preprocess_images(self._upload(g), self.image_spec) for g in groups])
         state = self._upload(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)))
@@ -312,14 +325,15 @@ class FastGroot:
     # ---- model ---------------------------------------------------------------------------------------------
     def _backbone(self, pixel_values: Any, prompt: Prompt) -> Any:
         """EagleBackbone.forward for one observation, without lm_head and without data-dependent indexing."""
+        import torch
         from transformers.feature_extraction_utils import BatchFeature
 
         backbone = self.model.backbone
         if not self.options.skip_lm_head:
             batch = BatchFeature(data={"eagle_pixel_values": pixel_values, "eagle_input_ids": prompt.input_ids,
                                        "eagle_attention_mask": prompt.attention_mask
-                                       if prompt.attention_mask is not None else prompt.input_ids.new_ones(
-                                           prompt.input_ids.shape), "eagle_image_sizes": None})
+                                       if isinstance(prompt.attention_mask, torch.Tensor) else torch.ones_like(
+                                           prompt.input_ids), "eagle_image_sizes": None})
             return backbone(batch)["backbone_features"]
         eagle = backbone.eagle_model
         embeds = eagle.language_model.get_input_embeddings()(prompt.input_ids)
