@@ -49,6 +49,7 @@ build_workspace() {
     say "catkin workspace up to date ($GROOT_WS)"; return
   fi
   say "building catkin workspace $GROOT_WS"
+  rm -rf "$GROOT_WS/build" "$GROOT_WS/devel"  # from scratch: stale relay scripts must not survive
   mkdir -p "$GROOT_WS/src"
   ln -sfn "$GROOT_ROOT" "$GROOT_WS/src/groot_ros"
   ( groot_source_ros; cd "$GROOT_WS" && catkin_make -DPYTHON_EXECUTABLE="$GROOT_PYTHON" \
