@@ -281,11 +281,15 @@ class PolicyNode:
     # -- inference worker -----------------------------------------------------------------------------------
 
     def _worker_loop(self) -> None:
+        # Never faster than the model's own rate: during a hold the core keeps asking (to see latency
+        # recover), and back-to-back inferences would starve the rest of the machine.
+        min_interval = self.settings.execution.model_action_dt or self.layout.model_action_dt
+        last_start = -float("inf")
         while not self._shutting_down.is_set() and not rospy.is_shutdown():
             now = rospy.get_time()
             with self._lock:
                 wanted = self.lifecycle.state in (RUNNING, PAUSED) and self.core.wants_inference(now)
-            if not wanted:
+            if not wanted or now - last_start < min_interval:
                 time.sleep(0.002)
                 continue
             result = self.store.build_observation(now, self.task)
@@ -294,6 +298,7 @@ class PolicyNode:
                 time.sleep(0.01)
                 continue
             obs = result.observation
+            last_start = now
             with self._lock:
                 self.core.inference_started(now)
                 core = self.core

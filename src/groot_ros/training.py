@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from groot_ros.layout import Layout
+from groot_ros.tiny_checkpoint import TinyCheckpoint
 
 DEFAULT_BASE_MODEL = "nvidia/GR00T-N1.5-3B"
 TRAIN_CONFIG = Path("checkpoints") / "last" / "pretrained_model" / "train_config.json"
@@ -52,20 +53,7 @@ class TrainOptions:
     extra: tuple[str, ...] = field(default=())  # passed to lerobot-train as they are
 
 
-@dataclass(frozen=True)
-class TinyBaseModel:
-    root: Path
-
-    @property
-    def base_model(self) -> Path:
-        return self.root / "base_model"
-
-    @property
-    def eagle_assets(self) -> Path:
-        return self.root / "eagle_assets"
-
-
-def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyBaseModel:
+def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyCheckpoint:
     """OUT/base_model (config.json + model.safetensors of a ~1M-parameter GR00T N1.5) and OUT/eagle_assets/."""
     import torch
     from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
@@ -73,7 +61,7 @@ def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyBaseModel:
     from groot_ros.model_assets import attention_override, stage_processor_dir
     from groot_ros.tiny_checkpoint import tiny_base_config, write_eagle_assets
 
-    tiny = TinyBaseModel(Path(out).resolve())
+    tiny = TinyCheckpoint(Path(out).resolve())  # base_model/ and eagle_assets/; no pretrained_model/ here
     vocab = write_eagle_assets(tiny.eagle_assets)
     raw = tiny_base_config(vocab)
     # LeRobot's EagleBackbone reads its assets from HF_LEROBOT_HOME / tokenizer_assets_repo: an absolute path is
