@@ -110,7 +110,7 @@ def test_gpu_image_preprocessing_equals_stock_pixel_values(stock_runtime, obs, m
 
 
 def test_dit_kv_cache_gives_the_same_actions(tiny_checkpoint, depalletize_layout, stock_runtime, obs):
-    batch = stock_runtime.preprocessor(stock_runtime._batch(obs))
+    batch = stock_runtime.preprocessor(stock_runtime.batch_for(obs))
     torch.manual_seed(5)
     reference = stock_runtime.policy.predict_action_chunk(batch)
     runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)

@@ -187,3 +187,14 @@ def test_cameras_of_different_sizes_are_brought_to_the_trained_size(tiny_runtime
     images["observation.images.head_cam_h"].setflags(write=False)  # as a ROS message buffer
     chunk = tiny_runtime.predict_chunk(Observation(obs.state, images, obs.task), seed=0)
     assert chunk.shape == (16, 18) and np.all(np.isfinite(chunk))
+
+
+def test_fast_path_through_the_runtime_matches_stock(tiny_checkpoint, tiny_runtime, depalletize_layout):
+    fast = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout, fast=True)
+    assert fast.engine is not None
+    obs = synthetic_observation(depalletize_layout)
+    stock = tiny_runtime.predict_chunk(obs, seed=2)
+    ours = fast.predict_chunk(obs, seed=2)
+    assert np.linalg.norm(ours - stock) / np.linalg.norm(stock) < 1e-4
+    assert fast.last_timings.model_ms > 0 and fast.last_timings.preprocess_ms > 0
+    np.testing.assert_allclose(fast.stats.action.denormalize(fast.predict_normalized(obs, seed=2)), ours, atol=1e-6)

@@ -274,7 +274,7 @@ class FastGroot:
             size = self.image_spec.size
             blank = Observation(state=np.zeros(self.runtime.layout.state_dim), task=task,
                                 images={k: np.zeros((size, size, 3), np.uint8) for k in cameras})
-            batch = self.runtime.preprocessor(self.runtime._batch(blank))
+            batch = self.runtime.preprocessor(self.runtime.batch_for(blank))
             ids = batch["eagle_input_ids"].to(self.device)
             mask = batch["eagle_attention_mask"]
             image_token = self.model.backbone.eagle_model.image_token_index
@@ -300,12 +300,12 @@ class FastGroot:
 
         prompt = self.prompt(obs.task)
         if not self.options.gpu_preprocess:
-            batch = self.runtime.preprocessor(self.runtime._batch(obs))
+            batch = self.runtime.preprocessor(self.runtime.batch_for(obs))
             return (batch["eagle_pixel_values"].to(self.device, self.input_dtype),
                     batch["state"].to(self.device, self.input_dtype), prompt)
         # The runtime first brings each camera to the checkpoint's trained resolution (cv2 area resize on the CPU,
         # which also shrinks what is copied to the device); the Eagle processor's resize and normalisation follow.
-        frames = [torch.from_numpy(self.runtime._trained_size(k, obs.images[k])) for k in self.runtime.info.camera_keys]
+        frames = [torch.from_numpy(self.runtime.trained_size(k, obs.images[k])) for k in self.runtime.info.camera_keys]
         groups = [torch.stack(frames)] if len({f.shape for f in frames}) == 1 else [f[None] for f in frames]
         pixels = torch.cat([preprocess_images(self._upload(g), self.image_spec) for g in groups])
         state = self._upload(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)))

@@ -127,9 +127,11 @@ class PolicyNode:
         t0 = time.perf_counter()
         runtime = GrootRuntime.load(checkpoint, self.layout, base_config=_param("base_config", "") or None,
                                     eagle_assets=_param("eagle_assets", "") or None, device=_param("device", "cpu"),
-                                    dtype=_param("dtype", "float32"), attention=_param("attention", "auto"))
-        rospy.loginfo("groot_policy: loaded %s in %.1f s on %s/%s (%s attention)", checkpoint,
-                      time.perf_counter() - t0, runtime.device, runtime.dtype, runtime.attention.implementation)
+                                    dtype=_param("dtype", "float32"), attention=_param("attention", "auto"),
+                                    fast=bool(_param("fast_inference", False)))
+        rospy.loginfo("groot_policy: loaded %s in %.1f s on %s/%s (%s attention, %s inference path)", checkpoint,
+                      time.perf_counter() - t0, runtime.device, runtime.dtype, runtime.attention.implementation,
+                      "fast" if runtime.engine is not None else "stock LeRobot")
         return runtime
 
     def _publishers(self) -> None:

@@ -207,11 +207,18 @@ class GrootRuntime:
         assert info.stats is not None
         self.stats: CheckpointStats = info.stats
         self.last_timings = PredictTimings()
+        self.engine: Any = None  # groot_ros.fast_inference.FastGroot once enable_fast_path() is called
+
+    def enable_fast_path(self, options: Any = None) -> None:
+        """Predict through groot_ros.fast_inference (same outputs within tolerance, checked by its tests)."""
+        from groot_ros.fast_inference import FastOptions, optimize_runtime
+
+        self.engine = optimize_runtime(self, options or FastOptions())
 
     @classmethod
     def load(cls, checkpoint: str | Path, layout: Layout, *, base_config: str | Path | None = None,
              eagle_assets: str | Path | None = None, device: str = "cpu", dtype: str = "float32",
-             attention: str = "auto") -> "GrootRuntime":
+             attention: str = "auto", fast: bool = False) -> "GrootRuntime":
         """Validates everything first and reports all problems at once; then builds and strictly loads."""
         checkpoint = Path(checkpoint)
         problems: list[str] = []
@@ -254,8 +261,11 @@ class GrootRuntime:
         preprocessor = _load_preprocessor(checkpoint, device, processor_dir)
         log.info("loaded %s on %s/%s with %s attention (%s) in %.1f s", checkpoint, device, dtype,
                  choice.implementation, choice.reason, time.perf_counter() - t0)
-        return cls(policy=policy, preprocessor=preprocessor, info=info, layout=layout, device=device, dtype=dtype,
-                   attention=choice, eagle_assets=assets, base_config=base_json)
+        runtime = cls(policy=policy, preprocessor=preprocessor, info=info, layout=layout, device=device, dtype=dtype,
+                      attention=choice, eagle_assets=assets, base_config=base_json)
+        if fast:
+            runtime.enable_fast_path()
+        return runtime
 
     def check_observation(self, obs: Observation) -> None:
         problems = []
@@ -280,16 +290,16 @@ class GrootRuntime:
         if problems:
             raise ObservationError("; ".join(problems))
 
-    def _batch(self, obs: Observation) -> dict[str, Any]:
+    def batch_for(self, obs: Observation) -> dict[str, Any]:
         import torch
 
         batch: dict[str, Any] = {"observation.state": torch.as_tensor(np.asarray(obs.state, dtype=np.float32))}
         for key in self.info.camera_keys:
-            batch[key] = torch.from_numpy(self._trained_size(key, obs.images[key])).permute(2, 0, 1)
+            batch[key] = torch.from_numpy(self.trained_size(key, obs.images[key])).permute(2, 0, 1)
         batch["task"] = obs.task
         return batch
 
-    def _trained_size(self, key: str, img: np.ndarray) -> np.ndarray:
+    def trained_size(self, key: str, img: np.ndarray) -> np.ndarray:
         """The image at the resolution the checkpoint declares for that camera (the dataset's).
 
         LeRobot stacks all cameras into one array, so they must agree in size; and the model was trained
@@ -303,13 +313,29 @@ class GrootRuntime:
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         return np.array(img, copy=True)
 
+    def _predict_fast(self, obs: Observation, seed: int | None) -> Any:
+        marks: dict[str, float] = {}
+
+        class Marks:
+            def mark(self, stage: str) -> None:
+                marks[stage] = time.perf_counter()
+
+        t0 = time.perf_counter()
+        prediction = self.engine.predict(obs, seed, timer=Marks())
+        self.last_timings = PredictTimings(preprocess_ms=(marks["preprocess"] - t0) * 1e3,
+                                           model_ms=(marks["action_head"] - marks["preprocess"]) * 1e3,
+                                           denormalize_ms=(marks["denormalize"] - marks["action_head"]) * 1e3)
+        return prediction
+
     def predict_normalized(self, obs: Observation, seed: int | None = None) -> np.ndarray:
         """The model's raw chunk (chunk_size, action_dim) in [-1, 1] space."""
         import torch
 
+        if self.engine is not None:
+            return self._predict_fast(obs, seed).normalized
         self.check_observation(obs)
         t0 = time.perf_counter()
-        batch = self.preprocessor(self._batch(obs))
+        batch = self.preprocessor(self.batch_for(obs))
         t1 = time.perf_counter()
         with torch.random.fork_rng(devices=[torch.device(self.device)] if self.device.startswith("cuda") else []):
             if seed is not None:
@@ -322,6 +348,8 @@ class GrootRuntime:
 
     def predict_chunk(self, obs: Observation, seed: int | None = None) -> np.ndarray:
         """(chunk_size, action_dim) in robot units: every row de-normalized with the checkpoint's min/max."""
+        if self.engine is not None:
+            return self._predict_fast(obs, seed).chunk
         normalized = self.predict_normalized(obs, seed)
         t0 = time.perf_counter()
         chunk = self.stats.action.denormalize(normalized)

@@ -175,7 +175,7 @@ def stock_predict(runtime: Any, obs: Any, seed: int, timer: Any = None) -> Predi
     stage_marks = stock_stage_marks(runtime.policy, timer) if timer else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[torch.device(runtime.device)] if runtime.device.startswith("cuda") else []):
         torch.manual_seed(seed)
-        batch = runtime.preprocessor(runtime._batch(obs))
+        batch = runtime.preprocessor(runtime.batch_for(obs))
         if timer:
             timer.mark("preprocess")
         with stage_marks:
