@@ -110,6 +110,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record_demos(args: argparse.Namespace) -> int:
+    from groot_ros.record_demos import RecordError, RecordOptions, record
+
+    options = RecordOptions(out=Path(args.out), episodes=args.episodes, seconds=args.seconds, task=args.task,
+                            seed=args.seed, layout=args.layout, robot=args.robot, topics=args.topics,
+                            image_size=tuple(args.image_size) if args.image_size else None, master_uri=args.master_uri)
+    try:
+        record(options)
+    except (RecordError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_bench_policy(args: argparse.Namespace) -> int:
     """Stock LeRobot path vs ours, per stage, same inputs and seed (src/groot_ros/bench, docs/inference_speed.md)."""
     from dataclasses import replace
@@ -158,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("record-demos", help="record scripted depalletize demonstrations on the stand-in sim as "
+                                            "rosbags (one per episode) with a bag2lerobot --task-map")
+    _add_layout_args(p)
+    p.add_argument("--out", required=True, help="folder for episode_NNN.bag, tasks.json, episodes.json")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=12.0, help="length of each episode (>= 10)")
+    p.add_argument("--seed", type=int, default=0, help="episode k's variation comes from (seed, k)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera size (default: config/sim.yaml)")
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--master-uri", help="use this ROS master (default: a private roscore on a free port)")
+    p.set_defaults(func=cmd_record_demos)
+
     p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
     _add_layout_args(p)
     p.add_argument("--size", default="tiny", choices=("tiny", "full"),
@@ -178,7 +204,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuda-graphs", action="store_true", help="replay backbone and action head from CUDA graphs")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench_policy)
+
+    p = sub.add_parser("bench-node", help="the policy node's control jitter, latency, CPU share and stalls on the "
+                                          "stand-in sim (async vs sync)")
+    p.add_argument("--checkpoint", help="pretrained_model/ dir (default: a fresh tiny checkpoint)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured time per mode")
+    p.add_argument("--image-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    p.add_argument("--camera-rate", type=float, default=30.0)
+    p.add_argument("--modes", nargs="+", default=["async", "sync"], choices=("async", "sync"))
+    p.add_argument("--fast-inference", action="store_true")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(func=cmd_bench_node)
     return parser
+
+
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    from groot_ros.bench.node_bench import NodeBenchConfig, main_bench_node
+
+    cfg = NodeBenchConfig(checkpoint=Path(args.checkpoint) if args.checkpoint else None, seconds=args.seconds,
+                          image_height=args.image_size[0], image_width=args.image_size[1],
+                          camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference)
+    return main_bench_node(cfg, args.json)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,8 @@ class PolicyNode:
         self._last_chunk_obs_time: float | None = None
         self._last_latency = 0.0
         self._worker_error = ""
+        self._submitted_at: dict[int, float] = {}  # chunk id -> perf_counter when accepted
+        self._executing_chunk = 0
         self.core = ExecutionCore(self.layout, self.settings)
 
         self.store = ObservationStore(self.layout)
@@ -121,6 +123,7 @@ class PolicyNode:
     def _load_runtime(self):
         from groot_ros.runtime import GrootRuntime
 
+        self._limit_torch_threads()
         checkpoint = _param("checkpoint", "")
         if not checkpoint:
             raise rospy.ROSInitException("groot_policy: ~checkpoint (a pretrained_model/ directory) is required")
@@ -133,6 +136,24 @@ class PolicyNode:
                       time.perf_counter() - t0, runtime.device, runtime.dtype, runtime.attention.implementation,
                       "fast" if runtime.engine is not None else "stock LeRobot")
         return runtime
+
+    def _limit_torch_threads(self) -> None:
+        """On CPU, torch would take every core for one inference and starve the control loop: keep one free."""
+        import os
+
+        import torch
+
+        # The control thread shares the GIL with tokenization, image decoding and message deserialization:
+        # a 1 ms switch interval (Python's default is 5 ms) bounds how long a tick waits for it.
+        import sys
+
+        sys.setswitchinterval(float(_param("gil_switch_interval_s", 0.001)))
+        threads = int(_param("torch_threads", 0))
+        if threads <= 0 and str(_param("device", "cpu")) == "cpu":
+            threads = max(1, (os.cpu_count() or 2) - 1)
+        if threads > 0:
+            torch.set_num_threads(threads)
+            rospy.loginfo("groot_policy: torch uses %d CPU threads", threads)
 
     def _publishers(self) -> None:
         from groot_ros.msg import ActionChunk, PolicyStatus
@@ -275,6 +296,13 @@ class PolicyNode:
             self._last_problems = tuple(problems) or tuple(tick.reasons)
             if tick.command is None:
                 return
+            if tick.chunk_id != self._executing_chunk and tick.chunk_id in self._submitted_at:
+                # chunk accepted -> first command computed from it: the non-model part of obs -> command
+                self.latency.record("chunk_to_command", time.perf_counter() - self._submitted_at.pop(tick.chunk_id))
+            if tick.chunk_id != self._executing_chunk:
+                for old in [k for k in self._submitted_at if k < tick.chunk_id]:  # replaced before they ran
+                    del self._submitted_at[old]
+            self._executing_chunk = tick.chunk_id
             if self.backend is not None:
                 self.backend.send(self.layout.channel_values(tick.command))
             self.latency.record("tick_compute", time.perf_counter() - t0)
@@ -294,8 +322,11 @@ class PolicyNode:
             if not wanted or now - last_start < min_interval:
                 time.sleep(0.002)
                 continue
+            t_obs = time.perf_counter()
             result = self.store.build_observation(now, self.task)
-            if not result.ok:
+            if result.ok:
+                self.latency.record("observation_build", time.perf_counter() - t_obs)
+            else:
                 rospy.logwarn_throttle(2.0, "groot_policy: holding inference, observation not usable: " + result.summary())
                 time.sleep(0.01)
                 continue
@@ -319,6 +350,8 @@ class PolicyNode:
                 if core is not self.core:
                     continue  # restarted meanwhile: the chunk belongs to the old run
                 submitted = core.submit(chunk, obs.stamp, done)
+                if submitted.accepted:
+                    self._submitted_at[submitted.chunk_id] = time.perf_counter()
             self._last_latency = done - obs.stamp
             self._worker_error = ""
             self.latency.record("inference", self._last_latency)
