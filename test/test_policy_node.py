@@ -173,3 +173,32 @@ def test_camera_dropout_holds_then_recovers(ros_node, tiny_checkpoint, tmp_path)
         rec.close()
         stop(proc)
         stop(sim)
+
+
+def test_real_robot_launch_starts_paused_and_drives_the_sdk(ros_node, tiny_checkpoint, tmp_path):
+    """real_robot.launch against the stand-in serving the real topic names: nothing moves before ~start."""
+    rospy = ros_node
+    sim = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim",
+                            "_topics:=real"], stdout=open(tmp_path / "sim.log", "w"), stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    proc = launch("groot_ros", "real_robot.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
+                  "device:=cpu", "dtype:=float32", log=tmp_path / "launch.log")
+    rec = Recorder(rospy)
+    try:
+        rec.wait_for(lambda s: s.state == "idle", 90, "the paused start")
+        time.sleep(1.0)
+        assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 1, "arm mode switched before ~start"
+        with rec.lock:
+            assert rec.arm == [], "arm commands before ~start"
+        response = call(rospy, "/groot_policy/start")
+        assert response.success, response.message
+        assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 60, "chunks through the SDK backend")
+        with rec.lock:
+            assert len(rec.arm) > 10, "the SDK backend sends /kuavo_arm_traj"
+        assert call(rospy, "/groot_policy/stop").success
+        assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 1
+    finally:
+        rec.close()
+        stop(proc)
+        stop(sim)
