@@ -4,7 +4,9 @@ It is not a rendering of the robot: its only job is that images change when (and
 state changes, so closed-loop tests and a human watching rqt_image_view can see commands take effect.
 The head (or chest) view shows both arms as two-segment lines from the shoulders with claw jaws at the
 ends over a table with a box; a wrist view shows that side's jaws close up and the box moving with the
-wrist joints. Torso height and pitch move the table edge.
+wrist joints. Torso height and pitch move the table edge. `box_offset` (m, lateral + to the robot's left,
+forward + away) moves the box, so each demonstration episode (src/groot_ros/demonstrator.py) shows where its
+box is; the box is only drawn, nothing grasps or carries it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ TABLE = np.array([150, 110, 70], np.uint8)
 BOX = np.array([40, 90, 200], np.uint8)
 ARM_COLORS = (np.array([240, 140, 30], np.uint8), np.array([60, 200, 90], np.uint8))  # left, right
 JAW = np.array([235, 235, 235], np.uint8)
+# Image units (fractions of the image height) per metre of box offset: lateral to the left, forward to the top.
+BOX_LATERAL_PER_M, BOX_FORWARD_PER_M = 2.0, 1.5
 
 
 @lru_cache(maxsize=8)
@@ -40,12 +44,14 @@ def _rect(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color: np
     img[(xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)] = color
 
 
-def _background(img: np.ndarray, torso: np.ndarray, box_shift: tuple[float, float] = (0.0, 0.0)) -> None:
+def _background(img: np.ndarray, torso: np.ndarray, box_offset: tuple[float, float],
+                box_shift: tuple[float, float] = (0.0, 0.0)) -> None:
     aspect = img.shape[1] / img.shape[0]
     horizon = float(np.clip(0.45 - 1.5 * torso[0] + 0.8 * torso[1], 0.05, 0.95))
     img[:] = SKY
     _rect(img, 0.0, horizon, aspect, 1.0, TABLE)
-    cx, cy = 0.5 * aspect + box_shift[0], horizon + 0.18 + box_shift[1]
+    cx = 0.5 * aspect + box_shift[0] - BOX_LATERAL_PER_M * box_offset[0]
+    cy = horizon + 0.18 + box_shift[1] - BOX_FORWARD_PER_M * box_offset[1]
     _rect(img, cx - 0.09, cy - 0.07, cx + 0.09, cy + 0.07, BOX)
 
 
@@ -58,9 +64,10 @@ def _jaws(img: np.ndarray, tip: np.ndarray, direction: np.ndarray, claw: float, 
         _segment(img, base, base + size * 1.2 * direction, size * 0.18, JAW)
 
 
-def overview(arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def overview(arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int],
+             box_offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     img = np.empty((*size, 3), np.uint8)
-    _background(img, torso)
+    _background(img, torso, box_offset)
     aspect = size[1] / size[0]
     for side in (0, 1):
         q = arm[7 * side: 7 * side + 7]
@@ -79,11 +86,12 @@ def overview(arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[i
     return img
 
 
-def wrist(side: int, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def wrist(side: int, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size: tuple[int, int],
+          box_offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     q = arm[7 * side: 7 * side + 7]
     img = np.empty((*size, 3), np.uint8)
     shift = (0.3 * np.sin(q[4] + q[6]) + 0.2 * np.sin(q[2]), 0.25 * np.sin(q[5] + 0.5 * q[3]))
-    _background(img, torso, shift)
+    _background(img, torso, box_offset, shift)
     aspect = size[1] / size[0]
     _jaws(img, np.array([0.5 * aspect, 1.0]), np.array([0.0, -1.0]), claw[side], 0.22)
     img[:3, :] = ARM_COLORS[side]  # a colour bar tells the two wrist cameras apart
@@ -91,10 +99,10 @@ def wrist(side: int, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray, size:
 
 
 def render(camera: str, arm: np.ndarray, claw: np.ndarray, torso: np.ndarray,
-           size: tuple[int, int]) -> np.ndarray:
+           size: tuple[int, int], box_offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """uint8 RGB (H, W, 3) for a logical camera name from the config (head, chest, wrist_left, wrist_right)."""
     if "left" in camera:
-        return wrist(0, arm, claw, torso, size)
+        return wrist(0, arm, claw, torso, size, box_offset)
     if "right" in camera:
-        return wrist(1, arm, claw, torso, size)
-    return overview(arm, claw, torso, size)
+        return wrist(1, arm, claw, torso, size, box_offset)
+    return overview(arm, claw, torso, size, box_offset)
