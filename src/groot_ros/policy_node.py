@@ -355,9 +355,9 @@ class PolicyNode:
             self._last_latency = done - obs.stamp
             self._worker_error = ""
             self.latency.record("inference", self._last_latency)
-            self._publish_chunk(chunk, obs.stamp, done)
-            if self.obs_log is not None:
+            if self.obs_log is not None:  # under the sequence number the chunk is published with
                 self.obs_log.write(self._sequence, obs, chunk, self.seed)
+            self._publish_chunk(chunk, obs.stamp, done)
             if not submitted.accepted:
                 rospy.logwarn_throttle(2.0, f"groot_policy: chunk {self._sequence} not executed: {submitted.reason}")
 
