@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from groot_ros.paths import config_dir, package_root
+from groot_ros.sim.launcher import running_sim, stop
 
 
 @dataclass(frozen=True)
@@ -31,22 +29,6 @@ class NodeBenchConfig:
     camera_rate: float = 30.0
     modes: tuple[str, ...] = ("async", "sync")
     fast_inference: bool = False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -103,7 +85,7 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
         cpu, wall = _cpu_seconds(pid) - cpu0, time.monotonic() - t0
     finally:
         sub.unregister()
-        _stop(launch)
+        stop(launch)
     stall_ticks = int(snapshot["stall_ticks"]) - stalls0
 
     def ms(key: str) -> float:
@@ -132,38 +114,16 @@ def run_node_benchmark(cfg: NodeBenchConfig) -> dict:
     import rospy
 
     work = Path(tempfile.mkdtemp(prefix="groot_bench_node_"))
-    port = _free_port()
-    env = dict(os.environ, ROS_MASTER_URI=f"http://127.0.0.1:{port}", ROS_IP="127.0.0.1",
-               ROS_LOG_DIR=str(work / "roslog"))
-    env.pop("ROS_HOSTNAME", None)
-    os.environ.update({k: env[k] for k in ("ROS_MASTER_URI", "ROS_IP", "ROS_LOG_DIR")})
     checkpoint = cfg.checkpoint
     if checkpoint is None:
         from groot_ros.layout import load_layout
         from groot_ros.tiny_checkpoint import make_tiny_checkpoint
 
         checkpoint = make_tiny_checkpoint(work / "tiny", load_layout()).pretrained_model
-    sim_cfg = yaml.safe_load((config_dir() / "sim.yaml").read_text())
-    sim_cfg.update(image_size=[cfg.image_height, cfg.image_width], camera_rate=cfg.camera_rate)
-    (work / "sim.yaml").write_text(yaml.safe_dump(sim_cfg))
-    core = subprocess.Popen(["roscore", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    sim = None
-    try:
-        import rosgraph
-
-        while not rosgraph.is_master_online(env["ROS_MASTER_URI"]):
-            time.sleep(0.2)
-        sim = subprocess.Popen(["python", str(package_root() / "nodes" / "kuavo_loopback_sim"),
-                                "__name:=kuavo_loopback_sim", f"_config:={work / 'sim.yaml'}", "_compressed:=false"],
-                               env=env, stdout=open(work / "sim.log", "w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    overrides = {"image_size": [cfg.image_height, cfg.image_width], "camera_rate": cfg.camera_rate}
+    with running_sim(work, overrides=overrides, params={"compressed": False}) as procs:
         rospy.init_node("groot_bench_node", anonymous=True, disable_signals=True)
-        runs = [_run_mode(mode, cfg, checkpoint, work, env) for mode in cfg.modes]
-    finally:
-        if sim is not None:
-            _stop(sim)
-        _stop(core)
+        runs = [_run_mode(mode, cfg, checkpoint, work, dict(procs.env)) for mode in cfg.modes]
     return {"config": {k: str(v) for k, v in asdict(cfg).items()}, "checkpoint": str(checkpoint), "runs": runs,
             "cpu_count": os.cpu_count(), "work_dir": str(work)}
 

@@ -57,9 +57,8 @@ def write_sim_config(path: Path, overrides: Mapping[str, Any]) -> Path:
 
 
 @contextmanager
-def running_sim(work: Path, topics: str = "sim", layout: str = "depalletize", overrides: Mapping[str, Any] = {},
-                master_uri: str | None = None, timeout: float = 30.0) -> Iterator[SimProcesses]:
-    """A master (started on a free port unless `master_uri` is given) and the stand-in sim; both stopped on exit.
+def private_master(work: Path, master_uri: str | None = None, timeout: float = 30.0) -> Iterator[dict[str, str]]:
+    """A roscore on a free port (or the given master), stopped on exit; yields the environment for children.
 
     This process's os.environ is pointed at the master too, so rospy.init_node here joins the same graph.
     """
@@ -82,21 +81,35 @@ def running_sim(work: Path, topics: str = "sim", layout: str = "depalletize", ov
     if "ROS_IP" in env:
         os.environ["ROS_IP"] = env["ROS_IP"]
         os.environ.pop("ROS_HOSTNAME", None)
-    sim = None
     try:
         deadline = time.monotonic() + timeout
         while not rosgraph.is_master_online(master_uri):
             if time.monotonic() > deadline or (core is not None and core.poll() is not None):
                 raise RuntimeError(f"no ROS master at {master_uri} after {timeout:.0f} s")
             time.sleep(0.2)
-        config = write_sim_config(work / "sim.yaml", overrides)
-        with open(work / "sim.log", "w") as log:
-            sim = subprocess.Popen(["python", str(package_root() / "nodes" / SIM_NODE), f"__name:={SIM_NODE}",
-                                    f"_topics:={topics}", f"_layout:={layout}", f"_config:={config}"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        yield SimProcesses(master_uri=master_uri, env=env, sim=sim)
+        yield env
     finally:
-        if sim is not None:
-            stop(sim)
         if core is not None:
             stop(core)
+
+
+@contextmanager
+def running_sim(work: Path, topics: str = "sim", layout: str = "depalletize", overrides: Mapping[str, Any] = {},
+                master_uri: str | None = None, timeout: float = 30.0,
+                params: Mapping[str, Any] = {}) -> Iterator[SimProcesses]:
+    """A master (started on a free port unless `master_uri` is given) and the stand-in sim; both stopped on exit.
+
+    overrides: config/sim.yaml keys (image size, camera rate, ...); params: the sim's other ~params
+    (e.g. compressed=False).
+    """
+    with private_master(work, master_uri, timeout) as env:
+        config = write_sim_config(work / "sim.yaml", overrides)
+        extra = [f"_{k}:={str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items()]
+        with open(work / "sim.log", "w") as log:
+            sim = subprocess.Popen(["python", str(package_root() / "nodes" / SIM_NODE), f"__name:={SIM_NODE}",
+                                    f"_topics:={topics}", f"_layout:={layout}", f"_config:={config}", *extra],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield SimProcesses(master_uri=env["ROS_MASTER_URI"], env=env, sim=sim)
+        finally:
+            stop(sim)
