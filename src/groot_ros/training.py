@@ -26,6 +26,9 @@ from groot_ros.layout import Layout
 from groot_ros.tiny_checkpoint import TinyCheckpoint
 
 DEFAULT_BASE_MODEL = "nvidia/GR00T-N1.5-3B"
+# Peak learning rate for the tiny model: GrootConfig's 1e-4 suits fine-tuning a pretrained 3B model; a tiny
+# model trained from its starting weights for ~1000 steps needs 30x that (docs/tiny_training.md).
+TINY_LR = 3e-3
 TRAIN_CONFIG = Path("checkpoints") / "last" / "pretrained_model" / "train_config.json"
 
 
@@ -53,8 +56,25 @@ class TrainOptions:
     extra: tuple[str, ...] = field(default=())  # passed to lerobot-train as they are
 
 
+def fan_in_init(model: Any) -> None:
+    """Re-draws the action head's embodiment-specific linear weights with std 1/sqrt(fan_in).
+
+    GR00T draws them with a fixed std of 0.02, sized for its 1024/1536-wide action head. At the tiny widths
+    (32) every such layer shrinks its input about 7x: the state and the noisy action trajectory reach the DiT
+    with std ~0.005, below the 0.02 position embedding, so the flow-matching head barely sees what it has to
+    denoise and training stalls (docs/tiny_training.md). Same architecture, only the starting weights differ.
+    """
+    import torch
+    from lerobot.policies.groot.action_head.flow_matching_action_head import CategorySpecificLinear
+
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, CategorySpecificLinear):
+                module.W.normal_(0.0, module.W.shape[1] ** -0.5)  # W: (categories, fan_in, fan_out)
+
+
 def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyCheckpoint:
-    """OUT/base_model (config.json + model.safetensors of a ~1M-parameter GR00T N1.5) and OUT/eagle_assets/."""
+    """OUT/base_model (config.json + model.safetensors of a tiny GR00T N1.5) and OUT/eagle_assets/."""
     import torch
     from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
 
@@ -70,8 +90,42 @@ def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyCheckpoint:
     torch.manual_seed(seed)
     with attention_override("sdpa"):
         model = GR00TN15(GR00TN15Config(**raw), local_model_path=str(tiny.base_model))
+    fan_in_init(model)
     model.save_pretrained(str(tiny.base_model))
     return tiny
+
+
+def untrained_runtime(checkpoint: Path, layout: Layout) -> Any:
+    """The checkpoint's GrootRuntime with the base weights it was fine-tuned from: the honest untrained baseline.
+
+    Same config, normalization statistics and inference path as the trained checkpoint; only the training is
+    missing (a freshly built random model would also differ in its initialisation).
+    """
+    from safetensors.torch import load_file
+
+    from groot_ros.runtime import GrootRuntime
+
+    runtime = GrootRuntime.load(checkpoint, layout)
+    base = Path(json.loads((checkpoint / "config.json").read_text())["base_model_path"])
+    missing, unexpected = runtime.policy._groot_model.load_state_dict(
+        load_file(str(base / "model.safetensors")), strict=False)
+    untied = [k for k in missing if not k.endswith("lm_head.weight")]  # lm_head is tied to embed_tokens
+    if untied or unexpected:
+        raise TrainingError(f"{base} does not match {checkpoint}: missing {untied}, unexpected {unexpected}")
+    return runtime
+
+
+def demo_train_options(dataset_root: Path, output_dir: Path, base: TinyCheckpoint, *, steps: int = 1500,
+                       batch_size: int = 8, seed: int = 0) -> TrainOptions:
+    """A CPU run of the tiny model that learns within minutes (make demo, the learning test).
+
+    Only the learning rate departs from LeRobot's GR00T preset: its warm-up and cosine decay already shrink to
+    `steps` (5 % warm-up), and the frozen backbone is kept, as in a real fine-tune.
+    """
+    return TrainOptions(dataset_root=dataset_root, output_dir=output_dir, base_model=str(base.base_model),
+                        eagle_assets=base.eagle_assets, batch_size=batch_size, steps=steps, save_freq=steps,
+                        log_freq=max(1, steps // 30), num_workers=0, device="cpu", seed=seed,
+                        extra=(f"--policy.optimizer_lr={TINY_LR}",))
 
 
 def resolve_device(device: str) -> str:
