@@ -85,7 +85,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on a built-in default: tiny checkpoint -> load offline -> one de-normalized chunk."""
+    """The main job: record -> dataset -> train -> evaluate -> closed loop -> report, all offline."""
+    from groot_ros.demo_pipeline import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=Path(args.out), episodes=args.episodes, episode_seconds=args.episode_seconds,
+                        train_steps=args.train_steps, closed_loop_seconds=args.closed_loop_seconds, seed=args.seed,
+                        task=args.task))
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """The smallest check: tiny checkpoint -> load offline -> one de-normalized chunk."""
     from groot_ros.layout import load_layout
     from groot_ros.runtime import GrootRuntime
     from groot_ros.tiny_checkpoint import make_tiny_checkpoint, parameter_count
@@ -97,15 +107,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     runtime = GrootRuntime.load(tiny.pretrained_model, layout)
     t2 = time.perf_counter()
-    print(f"\n[demo] tiny GR00T N1.5-architecture checkpoint: {parameter_count(tiny.pretrained_model):,} parameters, "
+    print(f"\n[quickstart] tiny GR00T N1.5-architecture checkpoint: {parameter_count(tiny.pretrained_model):,} parameters, "
           f"built in {t1 - t0:.1f} s -> {tiny.pretrained_model}")
-    print(f"[demo] loaded offline in {t2 - t1:.1f} s ({runtime.attention.implementation}: {runtime.attention.reason}); "
+    print(f"[quickstart] loaded offline in {t2 - t1:.1f} s ({runtime.attention.implementation}: {runtime.attention.reason}); "
           f"layout '{layout.name}' ({layout.robot.version}): state {layout.state_dim} = "
           + " + ".join(f"{c.name}:{c.dim}" for c in layout.state)
           + f", action {layout.action_dim} = " + " + ".join(f"{c.name}:{c.dim}" for c in layout.action))
-    print(f"[demo] task: {args.task!r}; cameras: {', '.join(layout.camera_keys)} (synthetic 480x640)\n")
+    print(f"[quickstart] task: {args.task!r}; cameras: {', '.join(layout.camera_keys)} (synthetic 480x640)\n")
     _predict_and_print(runtime, synthetic_observation(layout, task=args.task), args.seed, repeats=5)
-    print("\n[demo] every row of the 16-step chunk is de-normalized with the checkpoint's dataset min/max "
+    print("\n[quickstart] every row of the 16-step chunk is de-normalized with the checkpoint's dataset min/max "
           "(Right_claw has max == min in these stats, so it is its min).")
     return 0
 
@@ -165,11 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="calls to time (the first warms up)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("demo", help="the main job on a built-in default (what `make demo` runs)")
+    p = sub.add_parser("quickstart", help="tiny checkpoint -> offline load -> one de-normalized chunk, in seconds")
     _add_layout_args(p)
-    p.add_argument("--out", default="artifacts/demo")
+    p.add_argument("--out", default="artifacts/quickstart")
     p.add_argument("--task", default=DEFAULT_TASK)
     p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_quickstart)
+
+    from groot_ros.demo_pipeline import DemoConfig
+
+    d = DemoConfig()
+    p = sub.add_parser("demo", help="the whole pipeline on the stand-in sim, with a report (what `make demo` runs)")
+    p.add_argument("--out", default=str(d.out))
+    p.add_argument("--episodes", type=int, default=d.episodes, help="recorded episodes; the last is held out")
+    p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
+    p.add_argument("--train-steps", type=int, default=d.train_steps)
+    p.add_argument("--closed-loop-seconds", type=float, default=d.closed_loop_seconds)
+    p.add_argument("--task", default=d.task)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("record-demos", help="record scripted depalletize demonstrations on the stand-in sim as "
