@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from groot_ros.paths import config_dir
+from groot_ros.sim.launcher import stop
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -63,17 +62,6 @@ class Recorder:
 def launch(*args: str, log: Path) -> subprocess.Popen:
     return subprocess.Popen(["roslaunch", "--wait", *args], stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait()
-    return proc.returncode
 
 
 def call(rospy, name: str):

@@ -20,7 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger, TriggerResponse
 
-from groot_ros.execution.config import ExecutionSettings, load_execution_settings
+from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.core import ExecutionCore
 from groot_ros.latency import LatencyStats
 from groot_ros.layout import Layout, load_layout
