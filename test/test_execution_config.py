@@ -37,3 +37,13 @@ def test_window_must_fit_the_layout_chunk():
     with pytest.raises(ExecutionConfigError, match="sync_execute_steps 8 exceeds the 4 rows"):
         ChunkScheduler(layout, ExecutionConfig(mode="sync", chunk_start=0, chunk_end=16, stride=4))
     assert list(ExecutionConfig(chunk_start=2, chunk_end=10, stride=3).window_rows(16)) == [2, 5, 8]
+
+
+def test_overrides_replace_single_keys_and_typos_are_still_errors():
+    settings = load_execution_settings(overrides={"safety": {"max_joint_velocity": 0.5}, "watchdog": {"auto_resume": True}})
+    base = load_execution_settings()
+    assert settings.safety.max_joint_velocity == 0.5 and settings.watchdog.auto_resume is True
+    assert settings.safety.torso_max_z_rate == base.safety.torso_max_z_rate
+    assert settings.execution == base.execution
+    with pytest.raises(ExecutionConfigError, match="unknown keys"):
+        load_execution_settings(overrides={"safety": {"max_joint_speed": 0.5}})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger, TriggerResponse
 
-from groot_ros.execution.config import ExecutionSettings
+from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.core import ExecutionCore
 from groot_ros.latency import LatencyStats
 from groot_ros.layout import Layout, load_layout
@@ -33,30 +32,12 @@ def _param(name: str, default: Any) -> Any:
     return rospy.get_param("~" + name, default)
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in (override or {}).items():
-        out.setdefault(section, {}).update(values)
-    return out
-
-
-def load_settings() -> ExecutionSettings:
-    """config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top."""
-    import yaml
-
-    from groot_ros.paths import config_dir
-
-    path = Path(_param("execution_config", "") or config_dir() / "execution.yaml")
-    with open(path) as f:
-        base = yaml.safe_load(f) or {}
-    return ExecutionSettings.from_dict(_merge(base, _param("execution", {})))
-
-
 class PolicyNode:
     def __init__(self) -> None:
         self.layout: Layout = load_layout(_param("layout", "depalletize"), _param("robot", "4_pro"),
                                           _param("topics", "sim"))
-        self.settings = load_settings()
+        # config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top
+        self.settings = load_execution_settings(_param("execution_config", "") or None, _param("execution", {}))
         self.task = str(_param("task", "Depalletize the boxes."))
         self.dry_run = bool(_param("dry_run", False))
         self.seed = int(_param("seed", -1))

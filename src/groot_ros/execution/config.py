@@ -171,11 +171,16 @@ class ExecutionSettings:
                    from_dict(WatchdogConfig, data.get("watchdog")))
 
 
-def load_execution_settings(path: str | Path | None = None) -> ExecutionSettings:
-    """Reads config/execution.yaml (or the given file)."""
+def load_execution_settings(path: str | Path | None = None,
+                            overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ExecutionSettings:
+    """Reads config/execution.yaml (or the given file); `overrides` (section -> keys, e.g. the node's
+    ~execution params or a launch file's YAML) replace single keys of it."""
     path = Path(path) if path is not None else config_dir() / "execution.yaml"
     with open(path) as f:
         data = yaml.safe_load(f)
     if data is not None and not isinstance(data, dict):
         raise ExecutionConfigError(f"{path}: expected a mapping with sections execution, safety, watchdog")
-    return ExecutionSettings.from_dict(data)
+    merged = {section: dict(values or {}) for section, values in (data or {}).items()}
+    for section, values in (overrides or {}).items():
+        merged.setdefault(section, {}).update(values or {})
+    return ExecutionSettings.from_dict(merged)
