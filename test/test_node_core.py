@@ -55,3 +55,18 @@ def test_latency_stats_summary():
     assert summary["inference_n"] == "100"
     assert float(summary["inference_p50_ms"]) == pytest.approx(15.05, abs=0.1)
     assert float(summary["inference_max_ms"]) == pytest.approx(20.0)
+
+
+def test_exit_target_opens_claws_and_moves_arms_home_only():
+    from groot_ros.policy_node import exit_target
+
+    layout = load_layout("depalletize", "4_pro", "sim")
+    last = np.linspace(-0.5, 0.5, 18)
+    last[14:16] = 80.0
+    np.testing.assert_array_equal(exit_target(layout, last, False, []), last)
+    opened = exit_target(layout, last, True, [])
+    assert list(opened[14:16]) == [0.0, 0.0]
+    np.testing.assert_array_equal(np.delete(opened, [14, 15]), np.delete(last, [14, 15]))
+    home = exit_target(layout, last, False, [10.0] * 7 + [-10.0] * 7)
+    np.testing.assert_allclose(home[:14], np.radians([10.0] * 7 + [-10.0] * 7))
+    np.testing.assert_array_equal(home[14:], last[14:])

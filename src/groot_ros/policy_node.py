@@ -32,11 +32,22 @@ def _param(name: str, default: Any) -> Any:
     return rospy.get_param("~" + name, default)
 
 
+def exit_target(layout: Layout, last: np.ndarray, open_claws: bool, home_pose_deg: list) -> np.ndarray:
+    """The pose to move to before handing the robot back: claws open and/or arms home, the rest as it is."""
+    channels = layout.channel_values(last)
+    if open_claws and "claw" in channels:
+        channels["claw"][:] = layout.robot.claw_limits[0]
+    if len(home_pose_deg):
+        channels["arm"] = np.radians(np.asarray(home_pose_deg, dtype=np.float64))
+    return layout.action_from_channels(channels)
+
+
 class PolicyNode:
     def __init__(self) -> None:
         self.layout: Layout = load_layout(_param("layout", "depalletize"), _param("robot", "4_pro"),
                                           _param("topics", "sim"))
         # config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top
+        self._action_names = self.layout.action_names  # per tick in ~command_preview: build once
         self.settings = load_execution_settings(_param("execution_config", "") or None, _param("execution", {}))
         self.task = str(_param("task", "Depalletize the boxes."))
         self.dry_run = bool(_param("dry_run", False))
@@ -181,14 +192,8 @@ class PolicyNode:
         last = self.core.safety.last
         if last is None:
             return
-        target = np.array(last, dtype=np.float64)
-        home = _param("home_pose_deg", [])
-        if _param("open_claws_on_exit", False) and "Left_claw" in self.layout.action_slices():
-            for name in ("Left_claw", "Right_claw"):
-                target[self.layout.action_slices()[name]] = self.layout.robot.claw_limits[0]
-        if home:
-            target[self.layout.action_slices()["Left_arm"].start:self.layout.action_slices()["Right_arm"].stop] = \
-                np.radians(np.asarray(home, dtype=np.float64))
+        target = exit_target(self.layout, last, bool(_param("open_claws_on_exit", False)),
+                             _param("home_pose_deg", []))
         if np.allclose(target, last):
             return
         duration = float(_param("home_time_s", 3.0))
@@ -277,17 +282,17 @@ class PolicyNode:
             self._last_problems = tuple(problems) or tuple(tick.reasons)
             if tick.command is None:
                 return
-            if tick.chunk_id != self._executing_chunk and tick.chunk_id in self._submitted_at:
-                # chunk accepted -> first command computed from it: the non-model part of obs -> command
-                self.latency.record("chunk_to_command", time.perf_counter() - self._submitted_at.pop(tick.chunk_id))
             if tick.chunk_id != self._executing_chunk:
+                accepted = self._submitted_at.pop(tick.chunk_id, None)
+                if accepted is not None:  # chunk accepted -> its first command: the non-model part of obs -> command
+                    self.latency.record("chunk_to_command", time.perf_counter() - accepted)
                 for old in [k for k in self._submitted_at if k < tick.chunk_id]:  # replaced before they ran
                     del self._submitted_at[old]
-            self._executing_chunk = tick.chunk_id
+                self._executing_chunk = tick.chunk_id
             if self.backend is not None:
                 self.backend.send(self.layout.channel_values(tick.command))
             self.latency.record("tick_compute", time.perf_counter() - t0)
-        self._preview_pub.publish(JointState(name=self.layout.action_names, position=list(tick.command)))
+        self._preview_pub.publish(JointState(name=self._action_names, position=list(tick.command)))
 
     # -- inference worker -----------------------------------------------------------------------------------
 
@@ -348,7 +353,7 @@ class PolicyNode:
         msg.observation_stamp = rospy.Time.from_sec(obs_time)
         msg.sequence = self._sequence
         msg.components = [c.name for c in self.layout.action]
-        msg.dim_names = self.layout.action_names
+        msg.dim_names = self._action_names
         msg.steps, msg.dims = chunk.shape
         msg.step_dt = self.settings.execution.model_action_dt or self.layout.model_action_dt
         msg.data = chunk.ravel().tolist()
