@@ -198,3 +198,12 @@ def test_fast_path_through_the_runtime_matches_stock(tiny_checkpoint, tiny_runti
     assert np.linalg.norm(ours - stock) / np.linalg.norm(stock) < 1e-4
     assert fast.last_timings.model_ms > 0 and fast.last_timings.preprocess_ms > 0
     np.testing.assert_allclose(fast.stats.action.denormalize(fast.predict_normalized(obs, seed=2)), ours, atol=1e-6)
+
+
+def test_missing_processor_file_names_it_and_the_statistics(tiny_checkpoint, depalletize_layout, tmp_path):
+    root = copy_checkpoint(tiny_checkpoint, tmp_path)
+    (root / "pretrained_model" / "policy_postprocessor.json").unlink()
+    with pytest.raises(CheckpointError) as err:
+        GrootRuntime.load(root / "pretrained_model", depalletize_layout)
+    assert "lacks policy_postprocessor.json" in str(err.value)
+    assert "no min/max statistics for observation.state and action" in str(err.value)

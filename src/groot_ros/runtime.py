@@ -127,7 +127,9 @@ def inspect_checkpoint(checkpoint: str | Path, problems: list[str]) -> LoadedChe
     inputs, outputs = config.get("input_features", {}), config.get("output_features", {})
     cameras = sorted(k for k, v in inputs.items() if v.get("type") == "VISUAL")
     stats = None
-    if "policy_preprocessor.json" not in missing and "policy_postprocessor.json" not in missing:
+    if "policy_preprocessor.json" in missing or "policy_postprocessor.json" in missing:
+        problems.append("without the processor files there are no min/max statistics for observation.state and action")
+    else:
         state = _read_minmax(_step_state_file(path, "policy_preprocessor.json", PACK_STEP),
                              "observation.state", problems, "preprocessor")
         action = _read_minmax(_step_state_file(path, "policy_postprocessor.json", UNNORMALIZE_STEP),
@@ -230,8 +232,6 @@ class GrootRuntime:
         base_json = assets = None
         if info is not None:
             problems += stats_problems(layout, info.state_dim, info.action_dim, info.camera_keys, info.embodiment_tag)
-            if info.stats is None and not any("statistics" in p or "min/max" in p for p in problems):
-                problems.append("checkpoint has no usable min/max statistics for observation.state and action")
             try:
                 base_json = find_base_config(checkpoint, base_config, info.config.get("base_model_path"))
             except AssetError as exc:
