@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -204,39 +205,61 @@ def default_stats(layout: Layout) -> dict[str, dict[str, np.ndarray]]:
     return stats
 
 
-def make_tiny_checkpoint(out: str | Path, layout: Layout, *, seed: int = 0,
-                         stats: dict[str, dict[str, np.ndarray]] | None = None) -> TinyCheckpoint:
-    """Writes OUT/pretrained_model, OUT/base_model/config.json and OUT/eagle_assets/."""
-    import torch
+def write_model_files(ckpt: TinyCheckpoint, write_assets: Callable[[Path], dict[str, int]] = write_eagle_assets,
+                      base_config: Callable[[dict[str, int]], dict] = tiny_base_config) -> None:
+    """OUT/eagle_assets/ and OUT/base_model/config.json (the sizes come from the two functions)."""
+    vocab = write_assets(ckpt.eagle_assets)
+    ckpt.base_model.mkdir(parents=True, exist_ok=True)
+    _write_json(ckpt.base_model / "config.json", base_config(vocab))
+
+
+def policy_config(ckpt: TinyCheckpoint, layout: Layout, image_size: int) -> Any:
+    """The GrootConfig a policy for `layout` is trained with: its features, chunk and embodiment."""
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.groot.configuration_groot import GrootConfig
-    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
-
-    from groot_ros.runtime import build_groot_policy
-
-    tiny = TinyCheckpoint(Path(out).resolve())
-    vocab = write_eagle_assets(tiny.eagle_assets)
-    tiny.base_model.mkdir(parents=True, exist_ok=True)
-    _write_json(tiny.base_model / "config.json", tiny_base_config(vocab))
-    processor_dir = stage_processor_dir(tiny.eagle_assets)
 
     input_features = {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(layout.state_dim,))}
     for key in layout.camera_keys:
-        input_features[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, IMAGE_SIZE, IMAGE_SIZE))
-    config = GrootConfig(
+        input_features[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, image_size, image_size))
+    return GrootConfig(
         input_features=input_features,
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(layout.action_dim,))},
         chunk_size=layout.chunk_size, n_action_steps=layout.chunk_size, embodiment_tag=layout.embodiment_tag,
-        base_model_path=str(tiny.base_model), tokenizer_assets_repo=str(tiny.eagle_assets),
+        base_model_path=str(ckpt.base_model), tokenizer_assets_repo=str(ckpt.eagle_assets),
         device="cpu", use_bf16=False, push_to_hub=False,
     )
+
+
+def build_policy(ckpt: TinyCheckpoint, config: Any) -> Any:
+    """A GrootPolicy with random weights from the checkpoint's base config (seed torch first)."""
+    from groot_ros.runtime import build_groot_policy
+
+    return build_groot_policy(ckpt.base_model / "config.json", stage_processor_dir(ckpt.eagle_assets),
+                              choose_attention("cpu"), config)
+
+
+def save_checkpoint(ckpt: TinyCheckpoint, config: Any, stats: dict[str, dict[str, np.ndarray]], *, seed: int = 0,
+                    save_dtype: str = "float32") -> None:
+    """Builds the policy and writes OUT/pretrained_model through LeRobot's own save path, with the stats."""
+    import torch
+    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
+
     torch.manual_seed(seed)
-    policy = build_groot_policy(tiny.base_model / "config.json", processor_dir, choose_attention("cpu"), config)
-    dataset_stats = {k: {s: torch.as_tensor(v) for s, v in d.items()} for k, d in (stats or default_stats(layout)).items()}
-    policy.save_pretrained(str(tiny.pretrained_model))
+    policy = build_policy(ckpt, config)
+    policy.to(dtype=getattr(torch, save_dtype))
+    policy.save_pretrained(str(ckpt.pretrained_model))
+    dataset_stats = {k: {s: torch.as_tensor(v) for s, v in d.items()} for k, d in stats.items()}
     pre, post = make_groot_pre_post_processors(config, dataset_stats)
-    pre.save_pretrained(str(tiny.pretrained_model))
-    post.save_pretrained(str(tiny.pretrained_model))
+    pre.save_pretrained(str(ckpt.pretrained_model))
+    post.save_pretrained(str(ckpt.pretrained_model))
+
+
+def make_tiny_checkpoint(out: str | Path, layout: Layout, *, seed: int = 0,
+                         stats: dict[str, dict[str, np.ndarray]] | None = None) -> TinyCheckpoint:
+    """Writes OUT/pretrained_model, OUT/base_model/config.json and OUT/eagle_assets/."""
+    tiny = TinyCheckpoint(Path(out).resolve())
+    write_model_files(tiny)
+    save_checkpoint(tiny, policy_config(tiny, layout, IMAGE_SIZE), stats or default_stats(layout), seed=seed)
     return tiny
 
 

@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from groot_ros.layout import Layout
-from groot_ros.model_assets import choose_attention, stage_processor_dir
 from groot_ros.paths import config_dir
 from groot_ros.tiny_checkpoint import (
     IMAGE_SIZE as TINY_IMAGE_SIZE,
     TinyCheckpoint,
+    build_policy,
     default_stats,
+    policy_config,
+    save_checkpoint,
     tiny_base_config,
     write_eagle_assets,
+    write_model_files,
 )
 
 BASE_CONFIG_FILE = "groot_n15_base_config.json"
@@ -88,29 +91,8 @@ MODEL_SIZES = {
 
 def _prepare(ckpt: TinyCheckpoint, layout: Layout, size: ModelSize) -> Any:
     """Writes the Eagle assets and the base config; returns the GrootConfig of a policy for `layout`."""
-    from lerobot.configs.types import FeatureType, PolicyFeature
-    from lerobot.policies.groot.configuration_groot import GrootConfig
-
-    vocab_info = size.write_assets(ckpt.eagle_assets)
-    ckpt.base_model.mkdir(parents=True, exist_ok=True)
-    (ckpt.base_model / "config.json").write_text(json.dumps(size.base_config(vocab_info), indent=2, sort_keys=True))
-    input_features = {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(layout.state_dim,))}
-    for key in layout.camera_keys:
-        input_features[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, size.image_size, size.image_size))
-    return GrootConfig(
-        input_features=input_features,
-        output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(layout.action_dim,))},
-        chunk_size=layout.chunk_size, n_action_steps=layout.chunk_size, embodiment_tag=layout.embodiment_tag,
-        base_model_path=str(ckpt.base_model), tokenizer_assets_repo=str(ckpt.eagle_assets),
-        device="cpu", use_bf16=False, push_to_hub=False,
-    )
-
-
-def _build(ckpt: TinyCheckpoint, config: Any) -> Any:
-    from groot_ros.runtime import build_groot_policy
-
-    return build_groot_policy(ckpt.base_model / "config.json", stage_processor_dir(ckpt.eagle_assets),
-                              choose_attention("cpu"), config)
+    write_model_files(ckpt, size.write_assets, size.base_config)
+    return policy_config(ckpt, layout, size.image_size)
 
 
 def write_checkpoint(out: str | Path, layout: Layout, size: ModelSize, *, seed: int = 0,
@@ -120,19 +102,8 @@ def write_checkpoint(out: str | Path, layout: Layout, size: ModelSize, *, seed: 
     `save_dtype="bfloat16"` halves the full model's file (about 5 GB instead of 10 GB); the loader casts the
     weights to the parameters' dtype, so a bf16 file still runs the stock path in fp32.
     """
-    import torch
-    from lerobot.policies.groot.processor_groot import make_groot_pre_post_processors
-
     ckpt = TinyCheckpoint(Path(out).resolve())
-    config = _prepare(ckpt, layout, size)
-    torch.manual_seed(seed)
-    policy = _build(ckpt, config)
-    policy.to(dtype=getattr(torch, save_dtype))
-    policy.save_pretrained(str(ckpt.pretrained_model))
-    stats = {k: {s: torch.as_tensor(v) for s, v in d.items()} for k, d in default_stats(layout).items()}
-    pre, post = make_groot_pre_post_processors(config, stats)
-    pre.save_pretrained(str(ckpt.pretrained_model))
-    post.save_pretrained(str(ckpt.pretrained_model))
+    save_checkpoint(ckpt, _prepare(ckpt, layout, size), default_stats(layout), seed=seed, save_dtype=save_dtype)
     return ckpt
 
 
@@ -146,7 +117,7 @@ def count_parameters(size: ModelSize, layout: Layout, scratch: Path) -> dict[str
     torch.distributions.Distribution.set_default_validate_args(False)  # the action head's Beta checks values
     try:
         with torch.device("meta"):
-            policy = _build(ckpt, config)
+            policy = build_policy(ckpt, config)
     finally:
         torch.distributions.Distribution.set_default_validate_args(validate)
     model: Any = policy._groot_model
