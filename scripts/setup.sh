@@ -12,7 +12,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 
 DEBIAN_ROS_PACKAGES="ros-core-python-dev python3-rostest python3-rosbag python3-roslaunch catkin
   python3-sensor-msgs python3-geometry-msgs python3-std-srvs python3-diagnostic-msgs
-  python3-diagnostic-updater python3-tf rosbash ros-message-generation ros-message-runtime python3-genpy python3-genmsg
+  python3-diagnostic-updater python3-tf python3-cv-bridge rosbash ros-message-generation ros-message-runtime python3-genpy python3-genmsg
   ros-std-msgs libstd-msgs-dev python3-rostopic python3-rosservice python3-rosnode python3-rosmsg"
 # pyaudio (pulled by kuavo-humanoid-sdk) compiles against portaudio; the venv needs ensurepip.
 BUILD_PACKAGES="portaudio19-dev python3-venv python3-dev build-essential"
@@ -21,8 +21,13 @@ apt_missing() { local p out=""; for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 |
 
 install_system_packages() {
   local want="$BUILD_PACKAGES"
-  if ! ls /opt/ros/*/setup.bash >/dev/null 2>&1; then
+  local distro
+  distro=$(ls -d /opt/ros/*/ 2>/dev/null | head -1 | xargs -r basename) || true
+  if [ -z "$distro" ]; then
     want="$want $DEBIAN_ROS_PACKAGES"
+  else
+    # An Ubuntu robot PC with /opt/ros: kuavo-humanoid-sdk imports cv_bridge and diagnostic_updater.
+    want="$want ros-$distro-cv-bridge ros-$distro-diagnostic-updater"
   fi
   if ! command -v dpkg >/dev/null; then say "not a Debian/Ubuntu system: install ROS 1 and portaudio yourself"; return; fi
   local missing; missing=$(apt_missing $want)
@@ -69,8 +74,19 @@ build_venv() {
   touch "$GROOT_VENV/.installed"
 }
 
+check_imports() {
+  # Re-checked whenever the venv, the workspace or the system's package set changes (apt-get remove included).
+  local key; key=$({ echo "$GROOT_VENV"; cat "$GROOT_WS/.stamp" "$GROOT_ROOT/scripts/check_env.py";
+    stat -c %Y /var/lib/dpkg/status 2>/dev/null; } | sha256sum | cut -c1-16)
+  if [ "$(cat "$GROOT_VENV/.imports_ok" 2>/dev/null)" = "$key" ]; then say "import check up to date"; return; fi
+  "$GROOT_ROOT/scripts/in-env" python "$GROOT_ROOT/scripts/check_env.py" \
+    || { say "set-up incomplete: install what is named above (or fix it), then run make setup again"; exit 1; }
+  echo "$key" > "$GROOT_VENV/.imports_ok"
+}
+
 install_system_packages
 check_python
 build_workspace
 build_venv
+check_imports
 say "done in $((SECONDS - t0)) s; run commands with scripts/in-env"

@@ -102,7 +102,7 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="session")
 def depalletize_layout():
-    from groot_ros.layout import load_layout
+    from groot_ros.core.layout import load_layout
 
     return load_layout("depalletize", "4_pro", "sim")
 
@@ -110,13 +110,13 @@ def depalletize_layout():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, depalletize_layout):
     """One tiny GR00T checkpoint per test session (tests that modify it copy it first)."""
-    from groot_ros.tiny_checkpoint import make_tiny_checkpoint
+    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", depalletize_layout, seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_runtime(tiny_checkpoint, depalletize_layout):
-    from groot_ros.runtime import GrootRuntime
+    from groot_ros.policy.runtime import GrootRuntime
 
     return GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from kuavo_bags import EpisodeSpec, write_bags, write_episode
+from groot_ros.testing.bags import EpisodeSpec, write_bags, write_episode
 
 FPS = 10
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, depalletize_layout):
-    from groot_ros.bag2lerobot import ConvertOptions, convert
+    from groot_ros.tools.bag2lerobot import ConvertOptions, convert
 
     folder = tmp_path_factory.mktemp("bags")
     good = write_bags(folder, depalletize_layout, count=2)
@@ -32,7 +32,7 @@ def _times(bag_path, topic):
     """(time, msg) of one topic, timed as the converter's default clock does: header stamp, else receive time."""
     import rosbag
 
-    from groot_ros.streams import header_stamp
+    from groot_ros.core.store import header_stamp
 
     with rosbag.Bag(str(bag_path)) as bag:
         out = [(header_stamp(m) or t.to_sec(), m) for _, m, t in bag.read_messages(topics=[topic])]
@@ -73,8 +73,8 @@ def test_state_action_and_images_equal_what_the_node_builds(converted, depalleti
     ObservationStore) and the layout's command units by hand (degrees on /kuavo_arm_traj)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from groot_ros.images import decode_message
-    from groot_ros.streams import ObservationStore
+    from groot_ros.core.images import decode_message
+    from groot_ros.core.store import ObservationStore
 
     layout = depalletize_layout
     report, good = converted
@@ -112,7 +112,7 @@ def test_state_action_and_images_equal_what_the_node_builds(converted, depalleti
 
 
 def test_alignment_rule_zero_order_hold_commands_hold_and_gaps_skip():
-    from groot_ros.bag2lerobot import SkipEpisode, Source, align
+    from groot_ros.tools.bag2lerobot import SkipEpisode, Source, align
 
     srcs = [Source("joints", "/j", "t", "stream", 0.1), Source("head", "/c", "t", "camera", 0.3),
             Source("command:claw", "/k", "t", "command", None)]
@@ -134,8 +134,8 @@ def test_alignment_rule_zero_order_hold_commands_hold_and_gaps_skip():
 
 def test_wrong_topic_set_fails_with_every_reason(tmp_path, depalletize_layout, converted):
     """Bags recorded with raw sim cameras, converted with the real robot's topics (compressed cameras)."""
-    from groot_ros.bag2lerobot import ConversionError, ConvertOptions, convert
-    from groot_ros.layout import load_layout
+    from groot_ros.tools.bag2lerobot import ConversionError, ConvertOptions, convert
+    from groot_ros.core.layout import load_layout
 
     _, good = converted
     with pytest.raises(ConversionError, match=r"no episode could be converted:[\s\S]*/cam_h/color/image_raw/compressed"):

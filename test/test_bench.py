@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from groot_ros.bench.harness import BenchConfig, format_report, run_bench, stock_predict
-from groot_ros.cli import main, synthetic_observation
-from groot_ros.fast_inference import (
+from groot_ros.bench.policy import BenchConfig, format_report, run_bench, stock_predict
+from groot_ros.cli import main
+from groot_ros.testing.synthetic import synthetic_observation
+from groot_ros.policy.fast import (
     DiTKVCache,
     FastOptions,
     ImageSpec,
@@ -18,7 +19,7 @@ from groot_ros.fast_inference import (
     optimize_runtime,
     preprocess_images,
 )
-from groot_ros.runtime import GrootRuntime
+from groot_ros.policy.runtime import GrootRuntime
 
 ALL_OFF = FastOptions(bf16_weights=False, gpu_preprocess=False, skip_lm_head=False, kv_cache=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groot_ros.demonstrator import MIN_SECONDS, envelope_problems, make_episode, min_jerk
+from groot_ros.demo.demonstrator import MIN_SECONDS, envelope_problems, make_episode, min_jerk
 from groot_ros.sim.render import render
 
 

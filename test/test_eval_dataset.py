@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from kuavo_bags import write_bags
+from groot_ros.testing.bags import write_bags
 
 K = 8
 
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory, depalletize_layout):
-    from groot_ros.bag2lerobot import ConvertOptions, convert
+    from groot_ros.tools.bag2lerobot import ConvertOptions, convert
 
     folder = tmp_path_factory.mktemp("bags")
     write_bags(folder, depalletize_layout, count=2, seconds=2.5)
@@ -25,7 +25,7 @@ def dataset_root(tmp_path_factory, depalletize_layout):
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory, tiny_runtime, dataset_root):
-    from groot_ros.eval_dataset import VARIANTS, EvalOptions, evaluate
+    from groot_ros.tools.eval_dataset import VARIANTS, EvalOptions, evaluate
 
     out = tmp_path_factory.mktemp("eval")
     return evaluate(tiny_runtime, dataset_root, out,
@@ -65,7 +65,7 @@ def test_figures_and_ablation_table(result, depalletize_layout):
 
 def test_chunks_are_the_runtimes_k_rows_with_the_same_seed_in_every_variant(result, tiny_runtime, dataset_root):
     """What eval-dataset scores is exactly what the node would execute: runtime.predict_chunk rows 0..K-1."""
-    from groot_ros.eval_dataset import observation_at, open_dataset
+    from groot_ros.tools.eval_dataset import observation_at, open_dataset
 
     ds = open_dataset(dataset_root)
     normal = next(r for r in result.rollouts if r.episode == 1 and r.variant == "normal")
@@ -81,7 +81,7 @@ def test_chunks_are_the_runtimes_k_rows_with_the_same_seed_in_every_variant(resu
 
 
 def test_ablation_inputs(tiny_runtime, dataset_root):
-    from groot_ros.eval_dataset import observation_at, open_dataset
+    from groot_ros.tools.eval_dataset import observation_at, open_dataset
 
     ds = open_dataset(dataset_root)
     state_zero = tiny_runtime.stats.state.denormalize(np.zeros(tiny_runtime.stats.state.dim))
@@ -97,7 +97,7 @@ def test_ablation_inputs(tiny_runtime, dataset_root):
 
 
 def test_error_statistics():
-    from groot_ros.eval_dataset import error_stats, range_mae
+    from groot_ros.tools.eval_dataset import error_stats, range_mae
 
     err = np.array([[1.0, -2.0], [-3.0, 0.0]])
     assert error_stats(err) == pytest.approx({"mae": 1.5, "rmse": np.sqrt(3.5), "max": 3.0})
@@ -106,7 +106,7 @@ def test_error_statistics():
 
 
 def test_bad_requests_are_clear_errors(tmp_path, tiny_runtime, dataset_root):
-    from groot_ros.eval_dataset import EvalError, EvalOptions, evaluate
+    from groot_ros.tools.eval_dataset import EvalError, EvalOptions, evaluate
 
     with pytest.raises(EvalError, match=r"--action-chunk-size must be 1\.\.16"):
         evaluate(tiny_runtime, dataset_root, tmp_path, EvalOptions(action_chunk_size=20), progress=False)
@@ -120,8 +120,8 @@ def test_bad_requests_are_clear_errors(tmp_path, tiny_runtime, dataset_root):
 
 
 def test_dataset_that_does_not_fit_the_layout(dataset_root):
-    from groot_ros.eval_dataset import dataset_problems, open_dataset
-    from groot_ros.layout import load_layout
+    from groot_ros.tools.eval_dataset import dataset_problems, open_dataset
+    from groot_ros.core.layout import load_layout
 
     meta = open_dataset(dataset_root).meta
     problems = dataset_problems(load_layout("arms_claws", "4_pro", "sim"), meta.features, meta.camera_keys)

@@ -5,7 +5,7 @@ import pytest
 from groot_ros.execution.config import (ExecutionConfig, ExecutionConfigError, ExecutionSettings, SafetyConfig,
                                         from_dict, load_execution_settings)
 from groot_ros.execution.schedule import ChunkScheduler
-from groot_ros.layout import load_layout
+from groot_ros.core.layout import load_layout
 
 
 def test_shipped_yaml_documents_the_code_defaults():

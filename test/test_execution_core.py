@@ -5,7 +5,7 @@ import pytest
 
 from groot_ros.execution.config import ExecutionConfig, ExecutionSettings, WatchdogConfig
 from groot_ros.execution.core import ExecutionCore
-from groot_ros.layout import load_layout
+from groot_ros.core.layout import load_layout
 
 TICK = 0.01
 

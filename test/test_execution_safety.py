@@ -7,7 +7,7 @@ import pytest
 
 from groot_ros.execution.config import SafetyConfig
 from groot_ros.execution.safety import SafetyEnvelope
-from groot_ros.layout import load_layout
+from groot_ros.core.layout import load_layout
 
 RATE = 100.0
 

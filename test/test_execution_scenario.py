@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from groot_ros.execution.bench import run_execution_benchmark, simulate
+from groot_ros.bench.execution import run_execution_benchmark, simulate
 from groot_ros.execution.config import ExecutionConfig, ExecutionSettings
 from groot_ros.execution.safety import SafetyEnvelope
-from groot_ros.layout import load_layout
+from groot_ros.core.layout import load_layout
 
 
 @pytest.fixture(scope="module")

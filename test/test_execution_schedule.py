@@ -6,7 +6,7 @@ import pytest
 from groot_ros.execution.config import ExecutionConfig, SafetyConfig
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler
-from groot_ros.layout import load_layout
+from groot_ros.core.layout import load_layout
 
 TICK = 0.01
 

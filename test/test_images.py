@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groot_ros.images import (ImageError, check_size, decode_compressed, decode_message, decode_raw, encode_jpeg,
+from groot_ros.core.images import (ImageError, check_size, decode_compressed, decode_message, decode_raw, encode_jpeg,
                               encode_png, encode_rgb8)
 
 

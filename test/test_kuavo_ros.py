@@ -1,7 +1,7 @@
 """Closed loop against a real master: the stand-in sim, both command backends, the arm-mode handshake.
 
 The sim runs as its own process (nodes/kuavo_loopback_sim); this process is one rospy node that feeds
-an ObservationStore from the sim's topics through ros_io, exactly as the policy node does.
+an ObservationStore from the sim's topics through ros.subscribers, exactly as the policy node does.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from groot_ros.backends import BackendError, load_backend_config, make_backend
-from groot_ros.layout import load_layout
+from groot_ros.ros.backends.config import BackendError, load_backend_config
+from groot_ros.ros.backends.factory import make_backend
+from groot_ros.core.layout import load_layout
 
 pytestmark = pytest.mark.ros
 
@@ -86,8 +87,8 @@ def sim(roscore, ros_node):
 
 @pytest.fixture(scope="module")
 def store(sim, layout, ros_node):
-    from groot_ros.ros_io import subscribe_store
-    from groot_ros.streams import ObservationStore
+    from groot_ros.ros.subscribers import subscribe_store
+    from groot_ros.core.store import ObservationStore
 
     s = ObservationStore(layout)
     subs = subscribe_store(s)
@@ -104,7 +105,7 @@ def recorder(ros_node):
     from geometry_msgs.msg import Twist
     from sensor_msgs.msg import JointState
 
-    from groot_ros import kuavo_msgs as km
+    from groot_ros.ros import messages as km
 
     seen: dict[str, list] = {"arm": [], "claw": [], "torso": []}
     subs = [ros_node.Subscriber("/kuavo_arm_traj", JointState, seen["arm"].append),
@@ -126,7 +127,7 @@ def sim_mode(ros_node) -> tuple[int, int]:
 
 
 def test_sim_offers_the_kuavo_interface(sim, store, ros_node):
-    from groot_ros import kuavo_msgs as km
+    from groot_ros.ros import messages as km
 
     assert ros_node.get_param("/robot_version") == 45 and ros_node.get_param("/armRealDof") == 14
     assert 'name="zarm_l4_joint"' in ros_node.get_param("/humanoid_description")
@@ -197,7 +198,7 @@ def test_controller_rules_arm_commands(sim, store, ros_node):
     """14 names exactly, external mode only: otherwise the arms do not move."""
     from sensor_msgs.msg import JointState
 
-    from groot_ros import kuavo_msgs as km
+    from groot_ros.ros import messages as km
 
     pub = ros_node.Publisher("/kuavo_arm_traj", JointState, queue_size=10)
     set_mode = ros_node.ServiceProxy("/arm_traj_change_mode", km.changeArmCtrlMode)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from groot_ros import kuavo_msgs as km
-from groot_ros.layout import LayoutError, load_layout, stats_problems
+from groot_ros.ros import messages as km
+from groot_ros.core.layout import LayoutError, load_layout, stats_problems
 
 ROBOTS = {"4_pro": (28, 12), "5_wheel": (20, 4)}  # joints in /sensors_data_raw, arm slice start
 

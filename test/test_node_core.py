@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groot_ros.latency import LatencyStats
-from groot_ros.layout import LayoutError, load_layout
-from groot_ros.lifecycle import IDLE, PAUSED, RUNNING, STOPPED, Lifecycle
-from groot_ros.paths import config_dir
+from groot_ros.core.latency import LatencyStats
+from groot_ros.core.layout import LayoutError, load_layout
+from groot_ros.execution.lifecycle import IDLE, PAUSED, RUNNING, STOPPED, Lifecycle
+from groot_ros.core.paths import config_dir
 
 
 @pytest.mark.parametrize("robot", ["4_pro", "5_wheel"])
@@ -58,7 +58,7 @@ def test_latency_stats_summary():
 
 
 def test_exit_target_opens_claws_and_moves_arms_home_only():
-    from groot_ros.policy_node import exit_target
+    from groot_ros.ros.node import exit_target
 
     layout = load_layout("depalletize", "4_pro", "sim")
     last = np.linspace(-0.5, 0.5, 18)

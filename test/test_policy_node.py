@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from groot_ros.paths import config_dir
-from groot_ros.sim.launcher import stop
+from groot_ros.core.paths import config_dir
+from groot_ros.sim.launcher import ProcessDied, Watched, roslaunch, stop, wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -45,23 +45,28 @@ class Recorder:
         with self.lock:
             return self.statuses[-1] if self.statuses else None
 
-    def wait_for(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(self, predicate, timeout: float, what: str, watch=()):
+        """The first status that satisfies predicate; fails at once if a watched process (roslaunch) exits."""
+        def matching():
             status = self.latest_status()
-            if status is not None and predicate(status):
-                return status
-            time.sleep(0.1)
-        pytest.fail(f"timed out after {timeout} s waiting for {what}; last status: {self.latest_status()}")
+            return status if status is not None and predicate(status) else None
+
+        return wait_until(matching, timeout, f"{what} (last status: {self.latest_status()})", watch, poll=0.1)
 
     def close(self):
         for sub in self.subs:
             sub.unregister()
 
 
-def launch(*args: str, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(["roslaunch", "--wait", *args], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def launch(*args: str, log: Path, cwd: Path | None = None) -> Watched:
+    return roslaunch(args, None, log, cwd=cwd)
+
+
+def start_sim(log: Path, *params: str) -> Watched:
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim",
+                                 *params], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Watched("the stand-in sim", proc, log)
 
 
 def call(rospy, name: str):
@@ -77,7 +82,7 @@ def test_closed_loop_rate_envelope_and_mode_restore(ros_node, tiny_checkpoint, d
     proc = launch("groot_ros", "sim_depalletize.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
                   "seed:=0", log=tmp_path / "launch.log")
     try:
-        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 90, "the first chunks")
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 90, "the first chunks", [proc])
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
         t0 = time.monotonic()
         with rec.lock:
@@ -106,7 +111,7 @@ def test_closed_loop_rate_envelope_and_mode_restore(ros_node, tiny_checkpoint, d
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
     finally:
         rec.close()
-        code = stop(proc)
+        code = stop(proc.proc)
     assert code == 0, (tmp_path / "launch.log").read_text()[-3000:]
     assert "arm modes restored" in (tmp_path / "launch.log").read_text()
 
@@ -134,14 +139,13 @@ def test_camera_dropout_holds_then_recovers(ros_node, tiny_checkpoint, tmp_path)
             time.sleep(0.05)
 
     threading.Thread(target=camera, daemon=True).start()
-    sim = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim"],
-                           stdout=open(tmp_path / "sim.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    sim = start_sim(tmp_path / "sim.log")
     proc = launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
                   f"topics:={tmp_path / 'topics.yaml'}", f"execution_overrides:={tmp_path / 'exec.yaml'}",
                   log=tmp_path / "launch.log")
     rec = Recorder(rospy)
     try:
-        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "running with chunks")
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "running with chunks", [proc, sim])
         publishing.clear()
         held = rec.wait_for(lambda s: s.state == "holding", 5, "a hold after the camera stopped")
         assert any("head" in r and "stale" in r for r in held.stale_streams), held
@@ -159,21 +163,19 @@ def test_camera_dropout_holds_then_recovers(ros_node, tiny_checkpoint, tmp_path)
     finally:
         done.set()
         rec.close()
-        stop(proc)
-        stop(sim)
+        stop(proc.proc)
+        stop(sim.proc)
 
 
 def test_real_robot_launch_starts_paused_and_drives_the_sdk(ros_node, tiny_checkpoint, tmp_path):
     """real_robot.launch against the stand-in serving the real topic names: nothing moves before ~start."""
     rospy = ros_node
-    sim = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim",
-                            "_topics:=real"], stdout=open(tmp_path / "sim.log", "w"), stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    sim = start_sim(tmp_path / "sim.log", "_topics:=real")
     proc = launch("groot_ros", "real_robot.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
                   "device:=cpu", "dtype:=float32", log=tmp_path / "launch.log")
     rec = Recorder(rospy)
     try:
-        rec.wait_for(lambda s: s.state == "idle", 90, "the paused start")
+        rec.wait_for(lambda s: s.state == "idle", 90, "the paused start", [proc, sim])
         time.sleep(1.0)
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 1, "arm mode switched before ~start"
         with rec.lock:
@@ -188,5 +190,37 @@ def test_real_robot_launch_starts_paused_and_drives_the_sdk(ros_node, tiny_check
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 1
     finally:
         rec.close()
-        stop(proc)
-        stop(sim)
+        stop(proc.proc)
+        stop(sim.proc)
+
+
+def test_relative_checkpoint_path_from_the_users_directory(ros_node, tiny_checkpoint, tmp_path):
+    """`roslaunch groot_ros sim_depalletize.launch checkpoint:=<relative>` typed in the folder above it."""
+    rospy = ros_node
+    relative = Path("ckpt_copy") / "pretrained_model"
+    (tmp_path / "ckpt_copy").symlink_to(tiny_checkpoint.pretrained_model.parent)
+    proc = launch("groot_ros", "sim_depalletize.launch", f"checkpoint:={relative}", "seed:=0",
+                  log=tmp_path / "launch.log", cwd=tmp_path)
+    rec = Recorder(rospy)
+    try:
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "running with chunks", [proc])
+    finally:
+        rec.close()
+        stop(proc.proc)
+
+
+def test_a_launch_whose_node_dies_fails_fast_with_the_reason(ros_node, tmp_path):
+    rospy = ros_node
+    rec = Recorder(rospy)
+    proc = launch("groot_ros", "policy.launch", "checkpoint:=no/such/pretrained_model", log=tmp_path / "launch.log",
+                  cwd=tmp_path)
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(ProcessDied) as err:
+            rec.wait_for(lambda s: s.state == "running", 120, "a running node", [proc])
+    finally:
+        rec.close()
+        stop(proc.proc)
+    assert time.monotonic() - t0 < 30, "waited on a dead launch"
+    text = str(err.value)
+    assert "'no/such/pretrained_model' does not exist" in text and str(tmp_path / "no/such/pretrained_model") in text

@@ -9,13 +9,15 @@ import socket
 import numpy as np
 import pytest
 
-from groot_ros.cli import synthetic_observation
-from groot_ros.layout import load_layout
-from groot_ros.model_assets import choose_attention
-from groot_ros.normalization import MinMax
-from groot_ros.observation import Observation
-from groot_ros.paths import config_dir
-from groot_ros.runtime import CheckpointError, GrootRuntime, ObservationError
+from groot_ros.testing.synthetic import synthetic_observation
+from groot_ros.core.layout import load_layout
+from groot_ros.policy.attention import choose_attention
+from groot_ros.core.normalization import MinMax
+from groot_ros.core.observation import Observation
+from groot_ros.core.paths import config_dir
+from groot_ros.policy.base import ObservationError
+from groot_ros.policy.checkpoint import CheckpointError
+from groot_ros.policy.runtime import GrootRuntime
 
 
 def copy_checkpoint(tiny, tmp_path):
@@ -66,7 +68,7 @@ def test_denormalize_matches_formula_including_max_equal_min():
 
 
 def test_checkpoint_stats_are_the_datasets(tiny_runtime, depalletize_layout):
-    from groot_ros.tiny_checkpoint import default_stats
+    from groot_ros.testing.tiny_checkpoint import default_stats
 
     expected = default_stats(depalletize_layout)
     np.testing.assert_allclose(tiny_runtime.stats.action.min, expected["action"]["min"], rtol=1e-6)
@@ -191,7 +193,7 @@ def test_cameras_of_different_sizes_are_brought_to_the_trained_size(tiny_runtime
 
 def test_fast_path_through_the_runtime_matches_stock(tiny_checkpoint, tiny_runtime, depalletize_layout):
     fast = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout, fast=True)
-    assert fast.engine is not None
+    assert fast.engine.name == "groot_ros fast"
     obs = synthetic_observation(depalletize_layout)
     stock = tiny_runtime.predict_chunk(obs, seed=2)
     ours = fast.predict_chunk(obs, seed=2)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from groot_ros import kuavo_msgs as km
-from groot_ros.images import encode_jpeg, encode_rgb8
-from groot_ros.layout import load_layout
-from groot_ros.streams import ObservationStore
+from groot_ros.ros import messages as km
+from groot_ros.core.images import encode_jpeg, encode_rgb8
+from groot_ros.core.layout import load_layout
+from groot_ros.core.store import ObservationStore
 
 RED = np.full((48, 64, 3), (200, 30, 30), np.uint8)
 
@@ -126,7 +126,7 @@ def test_corrupt_jpeg_and_wrong_size_are_reported_per_camera(layout):
 def test_rotate_180_from_the_config(layout, tmp_path):
     import yaml
 
-    from groot_ros.paths import config_dir
+    from groot_ros.core.paths import config_dir
 
     topics = yaml.safe_load(open(config_dir() / "topics" / "sim.yaml"))
     topics["cameras"]["head"]["rotate_180"] = True

@@ -18,13 +18,13 @@ BAGS = REPO / "test" / "bags"  # scripts/record_test_bags.sh
 
 
 def _options(tmp_path, **kw):
-    from groot_ros.training import TrainOptions
+    from groot_ros.tools.training import TrainOptions
 
     return TrainOptions(dataset_root=tmp_path / "ds", output_dir=tmp_path / "run", **kw)
 
 
 def test_lerobot_arguments_carry_the_seed_defaults_and_stay_offline(tmp_path, depalletize_layout):
-    from groot_ros.training import command_line, launch_command, lerobot_args
+    from groot_ros.tools.training import command_line, launch_command, lerobot_args
 
     args = lerobot_args(_options(tmp_path, device="cpu", base_model=str(tmp_path)), depalletize_layout)
     for flag in ["--batch_size=8", "--steps=40000", "--save_freq=4000", "--wandb.enable=false",
@@ -36,12 +36,12 @@ def test_lerobot_arguments_carry_the_seed_defaults_and_stay_offline(tmp_path, de
     assert resume[:2] == [f"--config_path={(tmp_path / 'run').resolve()}/checkpoints/last/pretrained_model/"
                           "train_config.json", "--resume=true"] and "--steps=50000" in resume
     multi = command_line(launch_command(_options(tmp_path, num_gpus=4, device="cuda"), depalletize_layout))
-    assert multi.startswith("accelerate launch --multi_gpu --num_processes=4 -m groot_ros.training --dataset.repo_id")
+    assert multi.startswith("accelerate launch --multi_gpu --num_processes=4 -m groot_ros.tools.training --dataset.repo_id")
     assert "--policy.use_bf16=true" in multi
 
 
 def test_bad_runs_are_refused_before_lerobot_starts(tmp_path, depalletize_layout):
-    from groot_ros.training import TrainingError, check_options
+    from groot_ros.tools.training import TrainingError, check_options
 
     with pytest.raises(TrainingError, match="train without resume first"):
         check_options(_options(tmp_path, resume=True), depalletize_layout)
@@ -53,7 +53,7 @@ def test_bad_runs_are_refused_before_lerobot_starts(tmp_path, depalletize_layout
 @pytest.mark.slow
 def test_round_trip_bags_dataset_training_resume_eval(tmp_path, depalletize_layout, capsys):
     from groot_ros.cli import main
-    from groot_ros.runtime import GrootRuntime
+    from groot_ros.policy.runtime import GrootRuntime
 
     ds, run = tmp_path / "ds", tmp_path / "run"
     assert main(["bag2lerobot", str(BAGS), "--out", str(ds), "--topics", "real",
@@ -105,12 +105,12 @@ def test_tiny_training_beats_the_untrained_model_on_a_held_out_episode(tmp_path,
     """The demo's claim, small: with demo_train_options the tiny model learns actions that follow from the
     observation (synthetic bags) and at least halves the untrained model's error on an unseen episode. Fails if
     the tiny base model loses its fan-in init or the learning rate falls back to GR00T's 1e-4 (docs/tiny_training.md)."""
-    from kuavo_bags import write_bags
+    from groot_ros.testing.bags import write_bags
 
     from groot_ros.cli import main
-    from groot_ros.eval_dataset import EvalOptions, evaluate
-    from groot_ros.runtime import GrootRuntime
-    from groot_ros.training import demo_train_options, make_tiny_base_model, train, untrained_runtime
+    from groot_ros.tools.eval_dataset import EvalOptions, evaluate
+    from groot_ros.policy.runtime import GrootRuntime
+    from groot_ros.tools.training import demo_train_options, make_tiny_base_model, train, untrained_runtime
 
     bags = write_bags(tmp_path / "bags", depalletize_layout, count=5, seconds=6.0)
     for name, part in (("train", bags[:-1]), ("held_out", bags[-1:])):

@@ -1,1 +1,1 @@
-"""Inference benchmark for GR00T N1.5: stock LeRobot path vs groot_ros's optimized path, per stage."""
+"""Benchmarks that print numbers: the policy (stock LeRobot vs ours), the node on the stand-in, the execution core."""

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from groot_ros.layout import Layout
-from groot_ros.paths import config_dir
-from groot_ros.tiny_checkpoint import (
+from groot_ros.core.layout import Layout
+from groot_ros.core.paths import config_dir
+from groot_ros.testing.tiny_checkpoint import (
     IMAGE_SIZE as TINY_IMAGE_SIZE,
     TinyCheckpoint,
     build_policy,

@@ -14,7 +14,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from groot_ros.paths import config_dir
+from groot_ros.core.paths import config_dir
 
 MODES = ("async", "sync")
 BLENDS = ("none", "crossfade", "lowpass")

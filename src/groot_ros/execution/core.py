@@ -16,7 +16,7 @@ from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler, SubmitResult
 from groot_ros.execution.watchdog import HOLDING, Watchdog, slowest_inference
-from groot_ros.layout import Layout
+from groot_ros.core.layout import Layout
 
 STARTING = "starting"
 

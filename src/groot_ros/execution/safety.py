@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from groot_ros.execution.config import SafetyConfig
-from groot_ros.layout import Layout
+from groot_ros.core.layout import Layout
 
 REASONS = ("nonfinite", "position", "rate")
 # Per-side arm order is shoulder pitch, roll, yaw, forearm pitch, hand yaw, pitch, roll (see RobotSpec).

@@ -18,7 +18,7 @@ import numpy as np
 
 from groot_ros.execution.config import ExecutionConfig
 from groot_ros.execution.resample import Trajectory, chunk_trajectory
-from groot_ros.layout import Layout
+from groot_ros.core.layout import Layout
 
 
 class _Source(Protocol):

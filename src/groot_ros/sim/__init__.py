@@ -1,1 +1,1 @@
-"""The ROS-free core of the Kuavo stand-in (nodes/kuavo_loopback_sim): joint tracking, arm modes, a toy renderer."""
+"""The Kuavo stand-in: its ROS-free core and renderer, its rospy node, and a launcher for tools and tests."""

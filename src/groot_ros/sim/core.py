@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import yaml
 
-from groot_ros.layout import RobotSpec, load_robot
-from groot_ros.paths import config_dir
+from groot_ros.core.layout import RobotSpec, load_robot
+from groot_ros.core.paths import config_dir
 
 ARM_FIXED, ARM_AUTO_SWING, ARM_EXTERNAL = 0, 1, 2
 ARM_MODES = {ARM_FIXED: "keep pose", ARM_AUTO_SWING: "auto swing", ARM_EXTERNAL: "external control"}

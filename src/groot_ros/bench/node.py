@@ -1,0 +1,155 @@
+"""`python -m groot_ros bench-node`: the policy node's real-time numbers on the Kuavo stand-in sim.
+
+Starts its own roscore, the stand-in sim with three raw rgb8 cameras (default 640x480 at 30 Hz) and the policy
+node with a checkpoint (default: a fresh tiny one), once in async and once in sync mode, and reads what the node
+itself measures (/diagnostics) plus its CPU time. Numbers, not pass/fail: the machine decides them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from groot_ros.sim.launcher import roslaunch, running_sim, stop, wait_until
+
+
+@dataclass(frozen=True)
+class NodeBenchConfig:
+    checkpoint: Path | None = None  # None: a tiny checkpoint made for the run
+    seconds: float = 20.0
+    image_height: int = 480
+    image_width: int = 640
+    camera_rate: float = 30.0
+    modes: tuple[str, ...] = ("async", "sync")
+    fast_inference: bool = False
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (roslaunch -> node)."""
+    import psutil
+
+    total = 0.0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _node_pid(launch_pid: int) -> int:
+    import psutil
+
+    for child in psutil.Process(launch_pid).children(recursive=True):
+        if "groot_policy_node" in " ".join(child.cmdline()):
+            return child.pid
+    raise RuntimeError("policy node process not found under roslaunch")
+
+
+def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env: dict) -> dict:
+    import rospy
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    latest: dict = {}
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "groot_policy":
+                latest.update({kv.key: kv.value for kv in status.values})
+
+    overrides = work / f"exec_{mode}.yaml"
+    overrides.write_text(yaml.safe_dump({"execution": {"mode": mode}, "watchdog": {"auto_resume": True}}))
+    launch = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={checkpoint}", "topics:=sim",
+                        f"execution_overrides:={overrides}", f"fast_inference:={str(cfg.fast_inference).lower()}"],
+                       env, work / f"launch_{mode}.log")
+    sub = rospy.Subscriber("/diagnostics", DiagnosticArray, on_diag, queue_size=10)
+    try:
+        wait_until(lambda: int(latest.get("chunks", "0") or 0) >= 2, 120, f"{mode}: two chunks from the node",
+                   [launch])
+        pid = _node_pid(launch.proc.pid)
+        stalls0, cpu0, t0 = int(latest["stall_ticks"]), _cpu_seconds(pid), time.monotonic()
+        time.sleep(cfg.seconds)
+        snapshot = dict(latest)
+        cpu, wall = _cpu_seconds(pid) - cpu0, time.monotonic() - t0
+    finally:
+        sub.unregister()
+        stop(launch.proc)
+    stall_ticks = int(snapshot["stall_ticks"]) - stalls0
+
+    def ms(key: str) -> float:
+        return float(snapshot.get(key, "nan"))
+
+    return {
+        "mode": mode,
+        "seconds": round(wall, 1),
+        "control_period_p50_ms": ms("control_period_p50_ms"),
+        "control_period_p99_ms": ms("control_period_p99_ms"),
+        "control_period_max_ms": ms("control_period_max_ms"),
+        "tick_compute_p99_ms": ms("tick_compute_p99_ms"),
+        "observation_build_p50_ms": ms("observation_build_p50_ms"),
+        "observation_build_p99_ms": ms("observation_build_p99_ms"),
+        "chunk_to_command_p50_ms": ms("chunk_to_command_p50_ms"),
+        "chunk_to_command_p99_ms": ms("chunk_to_command_p99_ms"),
+        "inference_p50_ms": ms("inference_p50_ms"),
+        "inference_p99_ms": ms("inference_p99_ms"),
+        "stall_ticks": stall_ticks,
+        "stall_time_s": stall_ticks * 0.01,
+        "node_cpu_percent_of_one_core": round(100.0 * cpu / wall, 1),
+    }
+
+
+def run_node_benchmark(cfg: NodeBenchConfig) -> dict:
+    import rospy
+
+    work = Path(tempfile.mkdtemp(prefix="groot_bench_node_"))
+    checkpoint = cfg.checkpoint
+    if checkpoint is None:
+        from groot_ros.core.layout import load_layout
+        from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
+
+        checkpoint = make_tiny_checkpoint(work / "tiny", load_layout()).pretrained_model
+    overrides = {"image_size": [cfg.image_height, cfg.image_width], "camera_rate": cfg.camera_rate}
+    with running_sim(work, overrides=overrides, params={"compressed": False}) as procs:
+        rospy.init_node("groot_bench_node", anonymous=True, disable_signals=True)
+        runs = [_run_mode(mode, cfg, checkpoint, work, dict(procs.env)) for mode in cfg.modes]
+    return {"config": {k: str(v) for k, v in asdict(cfg).items()}, "checkpoint": str(checkpoint), "runs": runs,
+            "cpu_count": os.cpu_count(), "work_dir": str(work)}
+
+
+def format_report(report: dict) -> str:
+    runs = report["runs"]
+    rows = [
+        ("control period p50 / p99 / max (ms)", lambda r: f"{r['control_period_p50_ms']:.2f} / "
+         f"{r['control_period_p99_ms']:.2f} / {r['control_period_max_ms']:.2f}"),
+        ("control tick compute p99 (ms)", lambda r: f"{r['tick_compute_p99_ms']:.3f}"),
+        ("observation build p50 / p99 (ms)", lambda r: f"{r['observation_build_p50_ms']:.2f} / "
+         f"{r['observation_build_p99_ms']:.2f}"),
+        ("chunk ready -> first command p50 / p99 (ms)", lambda r: f"{r['chunk_to_command_p50_ms']:.2f} / "
+         f"{r['chunk_to_command_p99_ms']:.2f}"),
+        ("obs -> command excl. model, p50 (ms)", lambda r: f"{r['observation_build_p50_ms'] + r['chunk_to_command_p50_ms']:.2f}"),
+        ("inference p50 / p99 (ms)", lambda r: f"{r['inference_p50_ms']:.1f} / {r['inference_p99_ms']:.1f}"),
+        ("stall ticks (time)", lambda r: f"{r['stall_ticks']} ({r['stall_time_s']:.2f} s)"),
+        ("node CPU (% of one core)", lambda r: f"{r['node_cpu_percent_of_one_core']:.1f}"),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{'':<{width}}" + "".join(f"{r['mode'] + ' (' + str(r['seconds']) + ' s)':>26}" for r in runs)]
+    lines += [f"{name:<{width}}" + "".join(f"{fmt(r):>26}" for r in runs) for name, fmt in rows]
+    cfg = report["config"]
+    lines.append(f"\n3 raw rgb8 cameras {cfg['image_width']}x{cfg['image_height']} at {cfg['camera_rate']} Hz, "
+                 f"control 100 Hz, {report['cpu_count']} CPU cores; checkpoint {report['checkpoint']}")
+    return "\n".join(lines)
+
+
+def main_bench_node(cfg: NodeBenchConfig, json_out: str | None) -> int:
+    report = run_node_benchmark(cfg)
+    print(format_report(report))
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2))
+    return 0

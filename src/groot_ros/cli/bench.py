@@ -1,0 +1,72 @@
+"""Benchmark verbs: bench-policy (stock LeRobot vs ours) and bench-node (the node on the stand-in)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from groot_ros.cli.common import add_layout_args
+
+
+def cmd_bench_policy(args: argparse.Namespace) -> int:
+    """Stock LeRobot path vs ours, per stage, same inputs and seed (src/groot_ros/bench, docs/inference_speed.md)."""
+    from dataclasses import replace
+
+    from groot_ros.bench.policy import BenchConfig, format_report, run_bench, write_json
+    from groot_ros.policy.fast import FastOptions
+
+    options = replace(FastOptions(compile=args.compile, cuda_graphs=args.cuda_graphs),
+                      **{name: False for name in args.disable})
+    cfg = BenchConfig(size=args.size, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+                      workdir=Path(args.workdir), device=args.device, dtype=args.dtype, attention=args.attention,
+                      warmup=args.warmup, iters=args.iters, seed=args.seed, layout=args.layout, robot=args.robot,
+                      topics=args.topics, options=options, ablation=args.ablation)
+    report = run_bench(cfg, log=lambda line: print(f"[bench] {line}", file=sys.stderr))
+    print(format_report(report))
+    if args.json:
+        write_json(report, Path(args.json))
+    return 0 if report.passed() else 1
+
+
+def cmd_bench_node(args: argparse.Namespace) -> int:
+    from groot_ros.bench.node import NodeBenchConfig, main_bench_node
+
+    cfg = NodeBenchConfig(checkpoint=Path(args.checkpoint) if args.checkpoint else None, seconds=args.seconds,
+                          image_height=args.image_size[0], image_width=args.image_size[1],
+                          camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference)
+    return main_bench_node(cfg, args.json)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
+    add_layout_args(p)
+    p.add_argument("--size", default="tiny", choices=("tiny", "full"),
+                   help="random-weight model to build (full: GR00T N1.5 dimensions, ~2.7B parameters; GPU)")
+    p.add_argument("--checkpoint", help="time this pretrained_model/ dir instead of a random-weight model")
+    p.add_argument("--workdir", default="artifacts/bench", help="where random-weight models are written (once)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--attention", default="auto", choices=("auto", "sdpa", "flash_attention_2"))
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ablation", action="store_true", help="also time each speed-up alone")
+    p.add_argument("--disable", action="append", default=[],
+                   choices=("bf16_weights", "gpu_preprocess", "skip_lm_head", "kv_cache"),
+                   help="switch one of ours' speed-ups off (repeatable)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone and the action head")
+    p.add_argument("--cuda-graphs", action="store_true", help="replay backbone and action head from CUDA graphs")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(func=cmd_bench_policy)
+
+    p = sub.add_parser("bench-node", help="the policy node's control jitter, latency, CPU share and stalls on the "
+                                          "stand-in sim (async vs sync)")
+    p.add_argument("--checkpoint", help="pretrained_model/ dir (default: a fresh tiny checkpoint)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured time per mode")
+    p.add_argument("--image-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    p.add_argument("--camera-rate", type=float, default=30.0)
+    p.add_argument("--modes", nargs="+", default=["async", "sync"], choices=("async", "sync"))
+    p.add_argument("--fast-inference", action="store_true")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    p.set_defaults(func=cmd_bench_node)

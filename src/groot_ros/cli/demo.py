@@ -1,0 +1,61 @@
+"""Demo verbs: demo (what `make demo` runs) and record-demos."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from groot_ros.cli.common import add_layout_args
+from groot_ros.core.observation import DEFAULT_TASK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: record -> dataset -> train -> evaluate -> closed loop -> report, all offline."""
+    from groot_ros.demo.pipeline import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=Path(args.out), episodes=args.episodes, episode_seconds=args.episode_seconds,
+                        train_steps=args.train_steps, closed_loop_seconds=args.closed_loop_seconds, seed=args.seed,
+                        task=args.task))
+    return 0
+
+
+def cmd_record_demos(args: argparse.Namespace) -> int:
+    from groot_ros.demo.recording import RecordError, RecordOptions, record
+
+    options = RecordOptions(out=Path(args.out), episodes=args.episodes, seconds=args.seconds, task=args.task,
+                            seed=args.seed, layout=args.layout, robot=args.robot, topics=args.topics,
+                            image_size=tuple(args.image_size) if args.image_size else None, master_uri=args.master_uri)
+    try:
+        record(options)
+    except (RecordError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from groot_ros.demo.pipeline import DemoConfig
+
+    d = DemoConfig()
+    p = sub.add_parser("demo", help="the whole pipeline on the stand-in sim, with a report (what `make demo` runs)")
+    p.add_argument("--out", default=str(d.out))
+    p.add_argument("--episodes", type=int, default=d.episodes, help="recorded episodes; the last is held out")
+    p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
+    p.add_argument("--train-steps", type=int, default=d.train_steps)
+    p.add_argument("--closed-loop-seconds", type=float, default=d.closed_loop_seconds)
+    p.add_argument("--task", default=d.task)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("record-demos", help="record scripted depalletize demonstrations on the stand-in sim as "
+                                            "rosbags (one per episode) with a bag2lerobot --task-map")
+    add_layout_args(p)
+    p.add_argument("--out", required=True, help="folder for episode_NNN.bag, tasks.json, episodes.json")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=12.0, help="length of each episode (>= 10)")
+    p.add_argument("--seed", type=int, default=0, help="episode k's variation comes from (seed, k)")
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera size (default: config/sim.yaml)")
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--master-uri", help="use this ROS master (default: a private roscore on a free port)")
+    p.set_defaults(func=cmd_record_demos)

@@ -1,0 +1,36 @@
+"""What the model saw and answered, one .npz per chunk: for checking a node offline against the runtime.
+
+Off by default (~observation_log_dir). Each file holds the state, every camera image, the task, the
+observation time, the seed and the de-normalized chunk the node published with that sequence number.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from groot_ros.core.observation import Observation
+
+_IMAGE_PREFIX = "image:"
+
+
+class ObservationLog:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def write(self, sequence: int, obs: Observation, chunk: np.ndarray, seed: int | None) -> Path:
+        """seed None (fresh noise) is stored as -1."""
+        path = self.directory / f"chunk_{sequence:05d}.npz"
+        arrays = {_IMAGE_PREFIX + k: v for k, v in obs.images.items()}
+        np.savez_compressed(path, state=obs.state, task=np.array(obs.task), stamp=np.array(obs.stamp),
+                            seed=np.array(-1 if seed is None else seed), chunk=chunk, **arrays)
+        return path
+
+
+def read_entry(path: str | Path) -> tuple[Observation, np.ndarray, int]:
+    with np.load(path) as data:
+        images = {k[len(_IMAGE_PREFIX):]: data[k] for k in data.files if k.startswith(_IMAGE_PREFIX)}
+        obs = Observation(state=data["state"], images=images, task=str(data["task"]), stamp=float(data["stamp"]))
+        return obs, data["chunk"], int(data["seed"])

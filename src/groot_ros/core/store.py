@@ -1,0 +1,197 @@
+"""The latest sample of every sensor stream and camera, and the observation built from them, without ROS.
+
+A policy step must see one consistent, fresh view of the robot. Rather than passing a half-valid
+observation to the model, `build_observation` either returns a complete Observation or a list of
+per-stream problems (stale: by how much over which limit; NaN in which state dims; wrong joint count;
+undecodable or wrong-size image) that the node logs while it holds the robot still.
+Staleness is judged on the receive time (our clock), so a robot whose clock is off does not make every
+stream look stale; the header stamps travel along in Observation.meta for logs and bags.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from groot_ros.core.images import ImageError, check_size, decode_message
+from groot_ros.core.layout import Layout, read_field
+from groot_ros.core.observation import Observation
+
+PROBLEM_KINDS = ("missing", "stale", "field", "joint_count", "nonfinite", "image")
+
+
+@dataclass(frozen=True)
+class Sample:
+    msg: Any
+    received: float  # our clock, seconds
+    stamp: float | None  # the message header's stamp, seconds (None: no header or a zero stamp)
+
+
+@dataclass(frozen=True)
+class StreamProblem:
+    """One reason the observation cannot be built; `age`/`limit` are set for stale streams."""
+
+    source: str  # stream or camera name from the config
+    topic: str
+    kind: str  # one of PROBLEM_KINDS
+    detail: str
+    age: float | None = None
+    limit: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.topic}): {self.kind}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ObservationResult:
+    observation: Observation | None
+    problems: tuple[StreamProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.observation is not None
+
+    def summary(self) -> str:
+        return "; ".join(str(p) for p in self.problems) if self.problems else "ok"
+
+
+def header_stamp(msg: Any) -> float | None:
+    header = getattr(msg, "header", None)
+    stamp = getattr(header, "stamp", None)
+    if stamp is None:
+        return None
+    seconds = stamp.secs + stamp.nsecs * 1e-9
+    return seconds if seconds > 0 else None
+
+
+class ObservationStore:
+    """Thread-safe latest-sample store keyed by the config's stream and camera names.
+
+    expected_image_size: camera name -> (height, width) the checkpoint was trained on; cameras not
+    listed accept any size.
+    """
+
+    def __init__(self, layout: Layout, expected_image_size: Mapping[str, tuple[int, int]] | None = None):
+        self.layout = layout
+        self._streams = {name: layout.streams[name] for name in layout.used_streams()}
+        self._cameras = {c.name: c for c in layout.cameras}
+        unknown = set(expected_image_size or {}) - set(self._cameras)
+        if unknown:
+            raise ValueError(f"expected_image_size names unknown cameras {sorted(unknown)}; known: {sorted(self._cameras)}")
+        self._sizes = dict(expected_image_size or {})
+        self._samples: dict[str, Sample] = {}
+        self._decoded: dict[str, tuple[Sample, np.ndarray | ImageError]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def sources(self) -> dict[str, tuple[str, str]]:
+        """name -> (topic, message type) for everything the store wants to be fed."""
+        out = {n: (s.topic, s.msg_type) for n, s in self._streams.items()}
+        out.update({n: (c.topic, c.msg_type) for n, c in self._cameras.items()})
+        return out
+
+    def update(self, name: str, msg: Any, received: float) -> None:
+        if name not in self._streams and name not in self._cameras:
+            raise KeyError(f"'{name}' is neither a used stream {sorted(self._streams)} nor a camera {sorted(self._cameras)}")
+        with self._lock:
+            self._samples[name] = Sample(msg, received, header_stamp(msg))
+
+    def latest(self, name: str) -> Sample | None:
+        with self._lock:
+            return self._samples.get(name)
+
+    def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
+        """Missing or stale streams and cameras only: cheap enough for every control tick (no decoding)."""
+        if samples is None:
+            with self._lock:
+                samples = dict(self._samples)
+        problems = []
+        for name, spec in list(self._streams.items()) + list(self._cameras.items()):
+            problem = _freshness(name, spec.topic, spec.max_age, samples.get(name), now)
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def build_observation(self, now: float, task: str) -> ObservationResult:
+        with self._lock:
+            samples = dict(self._samples)
+        problems = self.freshness_problems(now, samples)
+        state = self._state(samples, problems)
+        images = {}
+        for name, cam in self._cameras.items():
+            if name not in samples:
+                continue
+            img = self._image(name, samples[name])
+            if isinstance(img, ImageError):
+                problems.append(StreamProblem(name, cam.topic, "image", str(img)))
+            else:
+                images[cam.key] = img
+        if problems:
+            return ObservationResult(None, tuple(problems))
+        meta = {
+            "header_stamps": {n: s.stamp for n, s in samples.items()},
+            "ages": {n: now - s.received for n, s in samples.items()},
+        }
+        return ObservationResult(Observation(state=state, images=images, task=task, stamp=now, meta=meta))
+
+    def _state(self, samples: Mapping[str, Sample], problems: list[StreamProblem]) -> np.ndarray | None:
+        parts: list[np.ndarray] = []
+        robot = self.layout.robot
+        for comp in self.layout.state:
+            spec = self._streams[comp.stream]
+            if comp.stream not in samples:
+                return None  # already reported as missing
+            try:
+                values = np.asarray(read_field(samples[comp.stream].msg, comp.field), dtype=np.float64).ravel()
+            except (AttributeError, TypeError, ValueError) as exc:
+                problems.append(StreamProblem(comp.stream, spec.topic, "field", f"{comp.field}: {exc}"))
+                return None
+            if comp.joint_vector and robot.num_joints is not None and len(values) != robot.num_joints:
+                problems.append(StreamProblem(
+                    comp.stream, spec.topic, "joint_count",
+                    f"{comp.field} has {len(values)} joints, robot '{robot.version}' has {robot.num_joints}"))
+                return None
+            if len(values) <= max(comp.indices):
+                problems.append(StreamProblem(
+                    comp.stream, spec.topic, "joint_count" if comp.joint_vector else "field",
+                    f"{comp.field} has {len(values)} values, {comp.name} needs index {max(comp.indices)}"))
+                return None
+            parts.append(values[list(comp.indices)])
+        state = np.concatenate(parts)
+        bad = ~np.isfinite(state)
+        if bad.any():
+            names = np.asarray(self.layout.state_names)
+            for comp, sl in self.layout.state_slices().items():
+                dims = [f"{n}={v}" for n, v in zip(names[sl][bad[sl]], state[sl][bad[sl]])]
+                if dims:
+                    stream = next(c.stream for c in self.layout.state if c.name == comp)
+                    problems.append(StreamProblem(stream, self._streams[stream].topic, "nonfinite", ", ".join(dims)))
+            return None
+        return state
+
+    def _image(self, name: str, sample: Sample) -> np.ndarray | ImageError:
+        """Decodes once per received frame: the policy may build several observations from one frame."""
+        cached = self._decoded.get(name)
+        if cached is not None and cached[0] is sample:
+            return cached[1]
+        try:
+            img = decode_message(sample.msg, self._cameras[name].rotate_180)
+            check_size(img, self._sizes.get(name))
+            result: np.ndarray | ImageError = img
+        except ImageError as exc:
+            result = exc
+        self._decoded[name] = (sample, result)
+        return result
+
+
+def _freshness(name: str, topic: str, max_age: float, sample: Sample | None, now: float) -> StreamProblem | None:
+    if sample is None:
+        return StreamProblem(name, topic, "missing", "no message received yet")
+    age = now - sample.received
+    if age > max_age:
+        return StreamProblem(name, topic, "stale", f"last message {age:.3f} s old, limit {max_age:.3f} s",
+                             age=age, limit=max_age)
+    return None

@@ -1,0 +1,155 @@
+"""A scripted depalletize-like demonstrator in action space: the motion record-demos drives the stand-in through.
+
+One episode: hold at home -> reach for the box (torso bends) -> close the claws -> lift with the torso
+(Cmd_pose_z / Cmd_pose_pitch) -> move the box sideways -> open the claws -> back home. Poses are keyframes
+in the command channels (arm rad, claw 0..100, torso offset m / pitch rad), joined by minimum-jerk segments
+so velocity and acceleration are zero at every keyframe. Each episode's seed draws a box offset, which moves
+the reach and grasp poses (and, in the stand-in, the box drawn in the camera images), and how long each phase
+takes; so a policy trained on these episodes has to look at its observation to know where to reach.
+
+Every keyframe is checked against the policy node's own safety envelope (URDF and forearm limits, torso and
+claw ranges) and every segment against its rate limits, so a demonstration is something the node could
+replay unclipped. ROS-free; record_demos.py is the ROS edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from groot_ros.execution.config import SafetyConfig
+from groot_ros.execution.safety import dimension_limits
+from groot_ros.core.layout import Layout
+
+# Left arm keyframes in degrees (shoulder pitch, roll, yaw, forearm pitch, hand yaw, pitch, roll); the right arm
+# is the mirror image: roll, yaw and the hand joints change sign (config/robots/4_pro.yaml limits).
+MIRROR = np.array([1.0, -1.0, -1.0, 1.0, -1.0, -1.0, -1.0])
+HOME_DEG = np.array([-20.0, 8.0, 0.0, -30.0, 0.0, 0.0, 0.0])
+REACH_DEG = np.array([-45.0, 12.0, 0.0, -55.0, 0.0, -15.0, 0.0])
+LIFT_DEG = np.array([-55.0, 12.0, 0.0, -70.0, 0.0, -10.0, 0.0])
+MOVE_YAW_DEG = 25.0  # shoulder yaw added while carrying the box to the side
+# How the box offset moves the grasp pose: lateral (m, + to the robot's left) turns both shoulders' yaw, forward
+# (m, + away from the robot) lowers the shoulder pitch and opens the forearm.
+YAW_DEG_PER_M = 250.0
+PITCH_DEG_PER_M = -250.0
+FOREARM_DEG_PER_M = 200.0
+CLAW_OPEN, CLAW_CLOSED = 0.0, 90.0
+TORSO_HOME = (0.0, 0.02)  # /cmd_pose height offset (m), pitch (rad)
+TORSO_BENT = (-0.05, 0.14)
+
+PHASES = ("hold", "reach", "close", "lift", "move", "open", "retreat", "rest")  # the segments, in order
+# Share of the motion time per moving phase before per-episode variation (reach .. retreat).
+PHASE_SHARE = {"reach": 0.23, "close": 0.08, "lift": 0.18, "move": 0.20, "open": 0.08, "retreat": 0.23}
+HOLD_S = 0.5  # still at home before and after the motion
+MIN_SECONDS = 10.0  # shorter episodes would exceed the node's rate limits (torso pitch, arm speed)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """What differs between episodes, drawn from the episode seed."""
+
+    box_offset: tuple[float, float]  # m: lateral (+ left), forward (+ away) from the nominal box position
+    phase_scale: tuple[float, ...]  # per moving phase (PHASE_SHARE order): relative duration
+    place_side: float  # +1 carries the box to the left, -1 to the right
+
+    @classmethod
+    def sample(cls, seed: int) -> Variation:
+        rng = np.random.default_rng(seed)
+        return cls(box_offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.04, 0.04))),
+                   phase_scale=tuple(float(v) for v in rng.uniform(0.8, 1.2, len(PHASE_SHARE))),
+                   place_side=float(rng.choice([-1.0, 1.0])))
+
+
+@dataclass(frozen=True)
+class DemoEpisode:
+    """Keyframes (times, action vectors) and the minimum-jerk motion between them."""
+
+    layout: Layout
+    variation: Variation
+    times: np.ndarray  # (K,) s, increasing, times[0] == 0
+    keyframes: np.ndarray  # (K, action_dim) robot units
+    phases: tuple[str, ...]  # (K - 1,) the phase of each segment between keyframes
+
+    @property
+    def seconds(self) -> float:
+        return float(self.times[-1])
+
+    def action_at(self, t: float) -> np.ndarray:
+        """The commanded action vector at time t (held at the ends)."""
+        k = int(np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 2))
+        t0, t1 = self.times[k], self.times[k + 1]
+        return self.keyframes[k] + (self.keyframes[k + 1] - self.keyframes[k]) * min_jerk((t - t0) / (t1 - t0))
+
+    def phase_at(self, t: float) -> str:
+        k = int(np.searchsorted(self.times, t, side="right")) - 1
+        return self.phases[int(np.clip(k, 0, len(self.phases) - 1))]
+
+    def sample(self, rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """(times, actions) at `rate` Hz over the whole episode."""
+        t = np.arange(int(round(self.seconds * rate)) + 1) / rate
+        return t, np.stack([self.action_at(float(x)) for x in t])
+
+
+def min_jerk(s: float | np.ndarray) -> float | np.ndarray:
+    """0 -> 1 with zero velocity and acceleration at both ends (s clipped to [0, 1])."""
+    s = np.clip(s, 0.0, 1.0)
+    return s**3 * (10.0 - 15.0 * s + 6.0 * s**2)
+
+
+def _arms(left_deg: np.ndarray) -> np.ndarray:
+    return np.radians(np.concatenate([left_deg, left_deg * MIRROR]))
+
+
+def _keyframe(layout: Layout, left_deg: np.ndarray, claw: float, torso: tuple[float, float]) -> np.ndarray:
+    channels = {"arm": _arms(left_deg), "claw": np.full(2, claw), "torso": np.asarray(torso, dtype=np.float64)}
+    return layout.action_from_channels({c.channel: channels[c.channel] for c in layout.action})
+
+
+def make_episode(layout: Layout, seed: int, seconds: float = 12.0) -> DemoEpisode:
+    """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed`."""
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"an episode needs at least {MIN_SECONDS} s, got {seconds}")
+    var = Variation.sample(seed)
+    lateral, forward = var.box_offset
+    grasp = REACH_DEG + np.array([PITCH_DEG_PER_M * forward, 0.0, YAW_DEG_PER_M * lateral,
+                                  FOREARM_DEG_PER_M * forward, 0.0, 0.0, 0.0])
+    lift = LIFT_DEG + (grasp - REACH_DEG)
+    moved = lift + np.array([0.0, 0.0, MOVE_YAW_DEG * var.place_side, 0.0, 0.0, 0.0, 0.0])
+    home = _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
+    poses = {  # the pose each segment ends in
+        "hold": home,
+        "reach": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),
+        "close": _keyframe(layout, grasp, CLAW_CLOSED, TORSO_BENT),
+        "lift": _keyframe(layout, lift, CLAW_CLOSED, TORSO_HOME),
+        "move": _keyframe(layout, moved, CLAW_CLOSED, TORSO_HOME),
+        "open": _keyframe(layout, moved, CLAW_OPEN, TORSO_HOME),
+        "retreat": home,
+        "rest": home,
+    }
+    shares = np.array(list(PHASE_SHARE.values())) * np.array(var.phase_scale)
+    durations = [HOLD_S, *(shares / shares.sum() * (seconds - 2 * HOLD_S)), HOLD_S]
+    episode = DemoEpisode(layout=layout, variation=var, times=np.concatenate([[0.0], np.cumsum(durations)]),
+                          keyframes=np.stack([home] + [poses[p] for p in PHASES]), phases=PHASES)
+    problems = envelope_problems(episode)
+    if problems:
+        raise ValueError("the demonstration leaves the node's safety envelope:\n  " + "\n  ".join(problems))
+    return episode
+
+
+def envelope_problems(episode: DemoEpisode, safety: SafetyConfig = SafetyConfig()) -> list[str]:
+    """Keyframes outside the position limits, segments faster than the rate limits (min-jerk peak 1.875 x mean)."""
+    limits = dimension_limits(episode.layout, safety, tick_dt=1.0)  # max_step per second
+    names = episode.layout.action_names
+    problems = []
+    for k, pose in enumerate(episode.keyframes):
+        for name, value, lim in zip(names, pose, limits):
+            if not lim.lower - 1e-9 <= value <= lim.upper + 1e-9:
+                where = episode.phases[k - 1] if k else "home"
+                problems.append(f"{where}: {name} = {value:.4f} outside {lim.limit_text}")
+    peak = 1.875 * np.abs(np.diff(episode.keyframes, axis=0)) / np.diff(episode.times)[:, None]
+    for k, row in enumerate(peak):
+        for name, speed, lim in zip(names, row, limits):
+            if speed > lim.max_step:
+                problems.append(f"{episode.phases[k]}: {name} peaks at {speed:.3f}/s ({lim.rate_text})")
+    return problems

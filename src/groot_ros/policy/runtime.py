@@ -1,0 +1,219 @@
+"""Load a fine-tuned LeRobot 0.4.2 GR00T N1.5 checkpoint offline, ready to predict through an engine.
+
+The model is LeRobot's own (its GrootPolicy, its preprocessor pipeline); what we change is how it is built (from
+a local config, strictly loaded, attention chosen and verified at load time) and how the chunk is de-normalized
+(all 16 rows, with the checkpoint's min/max, in robot units). GrootRuntime is a ChunkPolicy (policy/base.py)
+that predicts through the stock engine (policy/stock.py) or, after enable_fast_path(), ours (policy/fast.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from groot_ros.core.layout import Layout, stats_problems
+from groot_ros.core.observation import Observation
+from groot_ros.policy.assets import AssetError, find_base_config, find_eagle_assets, stage_processor_dir
+from groot_ros.policy.attention import AttentionChoice, attention_override, choose_attention, verify_attention
+from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, PredictTimings, check_observation
+from groot_ros.policy.checkpoint import CheckpointError, CheckpointStats, LoadedCheckpointInfo, inspect_checkpoint
+from groot_ros.policy.stock import StockEngine
+
+log = logging.getLogger(__name__)
+
+EAGLE_STEPS = ("groot_eagle_encode_v3", "groot_eagle_collate_v3")
+DTYPES = ("float32", "bfloat16")
+
+
+def build_groot_policy(base_config_json: Path, processor_dir: Path, attention: AttentionChoice,
+                       policy_config: Any) -> Any:
+    """A GrootPolicy whose GR00T model is built from a local config (random weights, nothing downloaded)."""
+    from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
+    from lerobot.policies.groot.modeling_groot import GrootPolicy
+
+    raw = json.loads(base_config_json.read_text())
+    raw.setdefault("backbone_cfg", {})
+    raw["backbone_cfg"] = dict(raw["backbone_cfg"], tokenizer_assets_repo=str(processor_dir),
+                               use_flash_attention=attention.implementation == "flash_attention_2",
+                               load_bf16=False)
+
+    class LocalGrootPolicy(GrootPolicy):
+        def _create_groot_model(self):  # replaces the hub download of the base model
+            model = GR00TN15(GR00TN15Config(**raw), local_model_path=str(base_config_json.parent))
+            model.compute_dtype = "bfloat16" if self.config.use_bf16 else model.compute_dtype
+            model.config.compute_dtype = model.compute_dtype
+            return model
+
+    LocalGrootPolicy.__name__ = GrootPolicy.__name__
+    chatter = io.StringIO()  # LeRobot prints its build steps; keep them for -v instead of the console
+    with attention_override(attention.implementation), contextlib.redirect_stdout(chatter):
+        policy = LocalGrootPolicy(policy_config)
+    for line in chatter.getvalue().splitlines():
+        log.debug("lerobot: %s", line)
+    built = verify_attention(policy, attention.implementation)
+    log.debug("attention per sub-model: %s", built)
+    return policy
+
+
+def load_policy_config(checkpoint: Path, device: str, dtype: str, processor_dir: Path) -> Any:
+    from lerobot.configs.policies import PreTrainedConfig
+
+    config = PreTrainedConfig.from_pretrained(str(checkpoint))
+    config.device = device
+    config.use_bf16 = dtype == "bfloat16"
+    config.tokenizer_assets_repo = str(processor_dir)
+    return config
+
+
+class GrootRuntime(ChunkPolicy):
+    """A loaded checkpoint: `predict_chunk(observation)` -> (16, action_dim) in robot units."""
+
+    def __init__(self, *, policy: Any, preprocessor: Any, info: LoadedCheckpointInfo, layout: Layout,
+                 device: str, dtype: str, attention: AttentionChoice, eagle_assets: Path, base_config: Path):
+        self.policy = policy
+        self.preprocessor = preprocessor
+        self.info = info
+        self.layout = layout
+        self.device = device
+        self.dtype = dtype
+        self.attention = attention
+        self.eagle_assets = eagle_assets
+        self.base_config = base_config
+        assert info.stats is not None
+        self.stats: CheckpointStats = info.stats
+        self.engine: ChunkPolicy = StockEngine(self)
+
+    def enable_fast_path(self, options: Any = None) -> None:
+        """Predict through groot_ros.policy.fast (same outputs within tolerance, checked by its tests)."""
+        from groot_ros.policy.fast import FastOptions, optimize_runtime
+
+        self.engine = optimize_runtime(self, options or FastOptions())
+
+    @property
+    def expects(self) -> PolicyInputs:
+        return PolicyInputs(state_dim=self.layout.state_dim, action_dim=self.layout.action_dim,
+                            camera_keys=tuple(self.info.camera_keys), chunk_size=self.info.chunk_size)
+
+    @property
+    def last_timings(self) -> PredictTimings:  # type: ignore[override]
+        return self.engine.last_timings
+
+    def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
+        return self.engine.predict(obs, seed)
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, layout: Layout, *, base_config: str | Path | None = None,
+             eagle_assets: str | Path | None = None, device: str = "cpu", dtype: str = "float32",
+             attention: str = "auto", fast: bool = False) -> "GrootRuntime":
+        """Validates everything first and reports all problems at once; then builds and strictly loads."""
+        checkpoint = Path(checkpoint)
+        problems: list[str] = []
+        if dtype not in DTYPES:
+            problems.append(f"dtype must be one of {DTYPES}, got '{dtype}'")
+        if not (device == "cpu" or device.startswith("cuda")):
+            problems.append(f"device must be 'cpu' or 'cuda[:N]', got '{device}'")
+        info = inspect_checkpoint(checkpoint, problems)
+        base_json = assets = None
+        if info is not None:
+            problems += stats_problems(layout, info.state_dim, info.action_dim, info.camera_keys, info.embodiment_tag)
+            try:
+                base_json = find_base_config(checkpoint, base_config, info.config.get("base_model_path"))
+            except AssetError as exc:
+                problems.append(str(exc))
+            try:
+                assets = find_eagle_assets(checkpoint, eagle_assets, info.config.get("tokenizer_assets_repo"))
+            except AssetError as exc:
+                problems.append(str(exc))
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                problems.append(f"device '{device}' requested but CUDA is not available on this machine")
+        if problems:
+            raise CheckpointError(f"cannot load GR00T checkpoint {checkpoint}:\n  - " + "\n  - ".join(problems))
+        assert info is not None and base_json is not None and assets is not None
+        choice = choose_attention(device, attention)
+        processor_dir = stage_processor_dir(assets)
+        t0 = time.perf_counter()
+        policy_config = load_policy_config(checkpoint, device, dtype, processor_dir)
+        policy = build_groot_policy(base_json, processor_dir, choice, policy_config)
+        _load_weights_strict(policy, checkpoint / "model.safetensors")
+        import torch
+
+        policy.to(device=device, dtype=torch.bfloat16 if dtype == "bfloat16" else torch.float32)
+        policy.eval()
+        preprocessor = _load_preprocessor(checkpoint, device, processor_dir)
+        log.info("loaded %s on %s/%s with %s attention (%s) in %.1f s", checkpoint, device, dtype,
+                 choice.implementation, choice.reason, time.perf_counter() - t0)
+        runtime = cls(policy=policy, preprocessor=preprocessor, info=info, layout=layout, device=device, dtype=dtype,
+                      attention=choice, eagle_assets=assets, base_config=base_json)
+        if fast:
+            runtime.enable_fast_path()
+        return runtime
+
+    def check_observation(self, obs: Observation) -> None:
+        check_observation(obs, self.layout.state_names, tuple(self.info.camera_keys))
+
+    def batch_for(self, obs: Observation) -> dict[str, Any]:
+        import torch
+
+        batch: dict[str, Any] = {"observation.state": torch.as_tensor(np.asarray(obs.state, dtype=np.float32))}
+        for key in self.info.camera_keys:
+            batch[key] = torch.from_numpy(self.trained_size(key, obs.images[key])).permute(2, 0, 1)
+        batch["task"] = obs.task
+        return batch
+
+    def trained_size(self, key: str, img: np.ndarray) -> np.ndarray:
+        """The image at the resolution the checkpoint declares for that camera (the dataset's).
+
+        LeRobot stacks all cameras into one array, so they must agree in size; and the model was trained
+        on the dataset's resolution. Always returns a writable copy (ROS message buffers are read-only).
+        """
+        import cv2
+
+        shape = (self.info.config["input_features"][key].get("shape") or [3, 0, 0])
+        h, w = int(shape[1]), int(shape[2])
+        if h > 0 and w > 0 and img.shape[:2] != (h, w):
+            return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        return np.array(img, copy=True)
+
+
+def _load_weights_strict(policy: Any, weights: Path) -> None:
+    from safetensors.torch import load_model
+
+    try:
+        missing, unexpected = load_model(policy, str(weights), strict=False, device="cpu")
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"weights in {weights} do not fit the model built from the base config: {exc}") from exc
+    if missing or unexpected:
+        def head(keys: list[str]) -> str:
+            return ", ".join(sorted(keys)[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        raise CheckpointError(
+            f"weights in {weights} do not match the model built from the base config: "
+            f"{len(missing)} missing keys [{head(list(missing))}], "
+            f"{len(unexpected)} unexpected keys [{head(list(unexpected))}]. "
+            "Is the base config (--base-config) the one this checkpoint was fine-tuned from?"
+        )
+
+
+def _load_preprocessor(checkpoint: Path, device: str, processor_dir: Path) -> Any:
+    from lerobot.processor import PolicyProcessorPipeline
+
+    present = {s.get("registry_name") for s in json.loads((checkpoint / "policy_preprocessor.json").read_text())["steps"]}
+    overrides: dict[str, Mapping[str, Any]] = {"device_processor": {"device": device}}
+    overrides.update({name: {"tokenizer_assets_repo": str(processor_dir)} for name in EAGLE_STEPS})
+    overrides = {k: v for k, v in overrides.items() if k in present}
+    return PolicyProcessorPipeline.from_pretrained(
+        str(checkpoint), config_filename="policy_preprocessor.json", overrides=overrides, local_files_only=True
+    )

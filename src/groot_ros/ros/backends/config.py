@@ -1,0 +1,54 @@
+"""Backend settings from config/backends.yaml: plain YAML and dataclasses, readable without rospy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from groot_ros.core.paths import config_dir
+
+
+class BackendError(RuntimeError):
+    """The backend cannot command the robot; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ArmModeConfig:
+    set_service: str
+    get_service: str
+    external: int
+    restore_if_unknown: int
+    direct_to_wbc: bool
+    direct_to_wbc_service: str
+    service_timeout: float
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    claw_names: tuple[str, ...]
+    claw_velocity: float
+    claw_effort: float
+    arm_mode: ArmModeConfig
+    sdk_claw_deadband: float
+    sdk_required_node: str
+
+
+def load_backend_config(path: str | Path | None = None, **arm_mode_overrides) -> BackendConfig:
+    """config/backends.yaml; arm_mode_overrides (e.g. direct_to_wbc=True) come from launch parameters."""
+    with open(path or config_dir() / "backends.yaml") as f:
+        data = yaml.safe_load(f)
+    arm = dict(data["arm_mode"], **arm_mode_overrides)
+    return BackendConfig(
+        claw_names=tuple(data["claw"]["names"]),
+        claw_velocity=float(data["claw"]["velocity"]),
+        claw_effort=float(data["claw"]["effort"]),
+        arm_mode=ArmModeConfig(
+            set_service=arm["set_service"], get_service=arm["get_service"], external=int(arm["external"]),
+            restore_if_unknown=int(arm["restore_if_unknown"]), direct_to_wbc=bool(arm["direct_to_wbc"]),
+            direct_to_wbc_service=arm["direct_to_wbc_service"], service_timeout=float(arm["service_timeout"]),
+        ),
+        sdk_claw_deadband=float(data["sdk"]["claw_deadband"]),
+        sdk_required_node=str(data["sdk"]["required_node"]),
+    )

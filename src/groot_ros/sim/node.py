@@ -1,0 +1,207 @@
+"""Kuavo stand-in sim, the rospy shell (nodes/kuavo_loopback_sim): the controller's ROS interface without a
+robot (see docs/kuavo_sim.md).
+
+Private params: ~topics (sim | real | a YAML path: which stream/camera/command topics to serve),
+~layout (whose cameras to publish, default depalletize), ~config (default config/sim.yaml),
+~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
+cameras draw the box, default [0, 0]; read again for every frame, so a demonstration recorder can move it
+between episodes).
+It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import rospy
+from sensor_msgs.msg import CompressedImage, Image
+
+from groot_ros.ros import messages as km
+from groot_ros.core.images import encode_jpeg, encode_rgb8
+from groot_ros.ros.messages import message_class
+from groot_ros.core.layout import CommandSpec, load_layout
+from groot_ros.sim.core import KuavoSimCore, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
+from groot_ros.sim.render import render
+
+GAIT_NODE = "humanoid_gait_switch_by_name"
+ARM_MODE_SERVICES = ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode")
+GET_ARM_MODE_SERVICE = "/humanoid_get_arm_ctrl_mode"
+DIRECT_TO_WBC_SERVICE = "/enable_wbc_arm_trajectory_control"
+CLAW_SERVICE = "/control_robot_leju_claw"
+GAIT_NAME_SERVICE = "/humanoid_get_current_gait_name"
+MPC_OBSERVATION_TOPIC = "/humanoid_mpc_observation"  # the SDK waits for it; same content as the WBC one here
+CLAW_REACHED = 2  # lejuClawState.kReached
+
+
+def run_gait_node() -> None:
+    """The node the SDK checks for; it answers the current gait ("stance") and dies with its parent."""
+    rospy.init_node(GAIT_NODE)
+    rospy.Service(GAIT_NAME_SERVICE, km.getCurrentGaitName,
+                  lambda _req: km.getCurrentGaitNameResponse(success=True, gait_name="stance"))
+    parent = os.getppid()
+    while not rospy.is_shutdown() and os.getppid() == parent:
+        rospy.sleep(0.5)
+
+
+class LoopbackSim:
+    def __init__(self) -> None:
+        self.cfg = load_sim_config(rospy.get_param("~config", None))
+        self.layout = load_layout(rospy.get_param("~layout", "depalletize"), self.cfg.robot.version,
+                                  rospy.get_param("~topics", "sim"))
+        self.core = KuavoSimCore(self.cfg)
+        self._snapshot: SimSnapshot = self.core.step(0.0)
+        self._set_params()
+
+        streams = self.layout.streams
+        self.pub_joints = rospy.Publisher(streams["joints"].topic, km.sensorsData, queue_size=10, tcp_nodelay=True)
+        self.pub_claws = rospy.Publisher(streams["claws"].topic, km.lejuClawState, queue_size=10, tcp_nodelay=True)
+        self.pub_torso = [rospy.Publisher(topic, km.mpc_observation, queue_size=10, tcp_nodelay=True)
+                          for topic in dict.fromkeys([streams["torso"].topic, MPC_OBSERVATION_TOPIC])]
+        self.cameras = []
+        compressed_too = rospy.get_param("~compressed", True)
+        for cam in self.layout.cameras:
+            if cam.msg_type == "sensor_msgs/CompressedImage":
+                self.cameras.append((cam.name, None, rospy.Publisher(cam.topic, CompressedImage, queue_size=2)))
+            else:
+                jpeg = rospy.Publisher(cam.topic + "/compressed", CompressedImage, queue_size=2) if compressed_too else None
+                self.cameras.append((cam.name, rospy.Publisher(cam.topic, Image, queue_size=2), jpeg))
+
+        handlers = {"arm": self._on_arm, "claw": self._on_claw, "torso": self._on_torso}
+        self.subs = [rospy.Subscriber(spec.topic, message_class(spec.msg_type), handlers[ch], callback_args=spec,
+                                      queue_size=10, tcp_nodelay=True)
+                     for ch, spec in self.layout.commands.items()]
+        self.services = [rospy.Service(name, km.changeArmCtrlMode, self._on_set_arm_mode) for name in ARM_MODE_SERVICES]
+        self.services += [
+            rospy.Service(GET_ARM_MODE_SERVICE, km.changeArmCtrlMode, self._on_get_arm_mode),
+            rospy.Service(DIRECT_TO_WBC_SERVICE, km.changeArmCtrlMode, self._on_direct_to_wbc),
+            rospy.Service(CLAW_SERVICE, km.controlLejuClaw, self._on_claw_service),
+        ]
+        self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"])
+        rospy.on_shutdown(self._stop_gait_node)
+        self.camera_timer = rospy.Timer(rospy.Duration(1.0 / self.cfg.camera_rate), self._publish_cameras)
+
+    def _set_params(self) -> None:
+        for key, value in self.cfg.sdk_params.items():
+            rospy.set_param("/" + key, value)
+        rospy.set_param("/humanoid_description", urdf_description(self.cfg.robot))
+        self._publish_modes()
+
+    def _publish_modes(self) -> None:
+        rospy.set_param("~arm_ctrl_mode", self.core.arm_mode)
+        rospy.set_param("~wbc_arm_trajectory_control", int(self.core.direct_to_wbc))
+
+    def _stop_gait_node(self) -> None:
+        self.gait_node.terminate()
+        try:
+            self.gait_node.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.gait_node.kill()
+
+    # --- commands -------------------------------------------------------------------------------------
+    def _on_arm(self, msg, spec: CommandSpec) -> None:
+        values = spec.values_from_message(msg)
+        reason = self.core.command_arm(msg.name, values)
+        if reason:
+            rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
+
+    def _on_claw(self, msg, spec: CommandSpec) -> None:
+        reason = self.core.command_claw(spec.values_from_message(msg))
+        if reason:
+            rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
+
+    def _on_torso(self, msg, spec: CommandSpec) -> None:
+        reason = self.core.command_torso(*spec.values_from_message(msg))
+        if reason:
+            rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
+
+    def _on_set_arm_mode(self, req):
+        ok, message = self.core.set_arm_mode(req.control_mode)
+        rospy.loginfo(f"arm control: {message}" if ok else f"arm control mode change refused: {message}")
+        self._publish_modes()
+        return km.changeArmCtrlModeResponse(result=ok, mode=self.core.arm_mode, message=message)
+
+    def _on_get_arm_mode(self, _req):
+        return km.changeArmCtrlModeResponse(result=True, mode=self.core.arm_mode, message="")
+
+    def _on_direct_to_wbc(self, req):
+        enabled = req.control_mode == 1
+        self.core.set_direct_to_wbc(enabled)
+        self._publish_modes()
+        rospy.loginfo(f"direct-to-WBC arm trajectory control {'on' if enabled else 'off'}")
+        return km.changeArmCtrlModeResponse(result=True, mode=int(enabled), message="")
+
+    def _on_claw_service(self, req):
+        reason = self.core.command_claw(list(req.data.position))
+        return km.controlLejuClawResponse(success=reason is None, message=reason or "")
+
+    # --- publishing -----------------------------------------------------------------------------------
+    def run(self) -> None:
+        rate = rospy.Rate(self.cfg.rate)
+        last = rospy.get_time()
+        while not rospy.is_shutdown():
+            now = rospy.get_time()
+            self._snapshot = snap = self.core.step(max(now - last, 0.0))
+            last = now
+            self._publish_state(snap, rospy.Time.now())
+            try:
+                rate.sleep()
+            except rospy.ROSInterruptException:
+                break
+
+    def _publish_state(self, snap: SimSnapshot, stamp: rospy.Time) -> None:
+        joints = km.sensorsData()
+        joints.header.stamp = joints.sensor_time = stamp
+        joints.joint_data.joint_q = snap.q.tolist()
+        joints.joint_data.joint_v = snap.dq.tolist()
+        joints.joint_data.joint_vd = [0.0] * len(snap.q)
+        joints.joint_data.joint_torque = [0.0] * len(snap.q)
+        joints.imu_data.quat.w = 1.0
+        self.pub_joints.publish(joints)
+
+        claws = km.lejuClawState()
+        claws.header.stamp = stamp
+        claws.state = [CLAW_REACHED, CLAW_REACHED]
+        claws.data.name = ["left_claw", "right_claw"]
+        claws.data.position = snap.claw.tolist()
+        claws.data.velocity = [0.0, 0.0]
+        claws.data.effort = [0.0, 0.0]
+        self.pub_claws.publish(claws)
+
+        obs = km.mpc_observation()
+        obs.time = snap.time
+        obs.state.value = mpc_state_vector(snap).tolist()
+        obs.input.value = [0.0] * len(snap.q)
+        for pub in self.pub_torso:
+            pub.publish(obs)
+
+    def _publish_cameras(self, _event) -> None:
+        snap = self._snapshot
+        stamp = rospy.Time.now()
+        box = tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
+        for name, raw_pub, jpeg_pub in self.cameras:
+            img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, box)
+            if raw_pub is not None and raw_pub.get_num_connections():
+                msg = Image(**encode_rgb8(img))
+                msg.header.stamp, msg.header.frame_id = stamp, name
+                raw_pub.publish(msg)
+            if jpeg_pub is not None and jpeg_pub.get_num_connections():
+                msg = CompressedImage(format="jpeg", data=encode_jpeg(img))
+                msg.header.stamp, msg.header.frame_id = stamp, name
+                jpeg_pub.publish(msg)
+
+
+def main() -> None:
+    if "--gait-node" in sys.argv:
+        run_gait_node()
+        return
+    rospy.init_node("kuavo_loopback_sim")
+    sim = LoopbackSim()
+    rospy.loginfo(f"kuavo_loopback_sim: {sim.cfg.robot.version}, {len(sim.core.config.robot.arm_joint_names)} arm "
+                  f"joints of {sim.cfg.robot.num_joints}, topics '{sim.layout.topics_name}', arm mode {sim.core.arm_mode}")
+    sim.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Fixtures shared by the tests and the tools: the tiny checkpoint, synthetic observations, synthetic bags."""

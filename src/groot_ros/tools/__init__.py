@@ -1,0 +1,1 @@
+"""Offline tools: rosbag -> LeRobot conversion, dataset upkeep, evaluation on a dataset, training."""

@@ -1,0 +1,72 @@
+"""Robot PCs deploy from a catkin install space: build one into a temp dir and run from it alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from groot_ros.sim.launcher import free_port
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+# What the test process has from the source workspace; the install space alone must provide it.
+WORKSPACE_VARS = ("PYTHONPATH", "ROS_PACKAGE_PATH", "CMAKE_PREFIX_PATH", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH",
+                  "ROSLISP_PACKAGE_DIRECTORIES", "ROS_MASTER_URI", "GROOT_ROS_ROOT")
+
+
+@pytest.fixture(scope="module")
+def install_space(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("install_ws")
+    (ws / "src").mkdir()
+    (ws / "src" / "groot_ros").symlink_to(REPO)
+    env = {k: v for k, v in os.environ.items() if k not in WORKSPACE_VARS}
+    build = subprocess.run(
+        ["bash", "-c", "for s in /opt/ros/*/setup.bash; do [ -f $s ] && source $s; done; "
+         f"catkin_make install -DPYTHON_EXECUTABLE=/usr/bin/python3 -DCATKIN_ENABLE_TESTING=OFF "
+         f"-DCMAKE_INSTALL_PREFIX={ws / 'install'} -C {ws}"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return ws / "install", env
+
+
+def in_install(install: Path, env: dict, script: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f"source {install}/setup.bash\ncd /\n{script}"], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_every_subpackage_is_installed(install_space):
+    install, env = install_space
+    result = in_install(install, env, "python -c 'import groot_ros, groot_ros.cli, groot_ros.msg; "
+                                      "print(groot_ros.__file__)'\npython -m groot_ros --help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert str(install) in result.stdout.splitlines()[0], "groot_ros came from somewhere else than the install space"
+    assert "bag2lerobot" in result.stdout and "bench-node" in result.stdout
+    installed = {p.relative_to(install).parts[-2] for p in install.rglob("groot_ros/*/__init__.py")}
+    on_disk = {p.parent.name for p in (REPO / "src" / "groot_ros").glob("*/__init__.py")}
+    assert on_disk <= installed
+
+
+def test_both_nodes_start_from_the_install_space(install_space, tiny_checkpoint, tmp_path):
+    install, env = install_space
+    port = free_port()
+    script = textwrap.dedent(f"""
+        export ROS_MASTER_URI=http://127.0.0.1:{port} ROS_IP=127.0.0.1 ROS_LOG_DIR={tmp_path}/log
+        roscore -p {port} >{tmp_path}/core.log 2>&1 &
+        core=$!
+        trap 'kill -INT $launch 2>/dev/null; wait $launch; kill $core' EXIT
+        roslaunch --wait groot_ros sim_depalletize.launch checkpoint:={tiny_checkpoint.pretrained_model} \\
+            >{tmp_path}/launch.log 2>&1 &
+        launch=$!
+        timeout 120 rostopic echo -n 1 /groot_policy/status >{tmp_path}/status.txt 2>&1 || exit 11
+        timeout 30 rostopic echo -n 1 /sensors_data_raw/header >/dev/null 2>&1 || exit 12
+        rospack find groot_ros
+    """)
+    result = in_install(install, env, script)
+    log = (tmp_path / "launch.log").read_text() if (tmp_path / "launch.log").exists() else ""
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-2000:]}\n{log[-3000:]}"
+    assert result.stdout.strip().endswith(str(install / "share" / "groot_ros"))
+    assert "state: \"running\"" in (tmp_path / "status.txt").read_text()
