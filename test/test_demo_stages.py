@@ -28,13 +28,17 @@ def test_nothing_changed_nothing_reruns(tmp_path, capsys):
     assert capsys.readouterr().out.count(": cached (") == 3
 
 
-def test_a_setting_change_reruns_everything_downstream(tmp_path):
+def test_a_setting_change_reruns_everything_downstream(tmp_path, capsys):
     runs: list = []
     pipeline(tmp_path, runs)
     runs.clear()
+    capsys.readouterr()
     pipeline(tmp_path, runs, a_setting=2)
     assert runs == ["a", "b", "c"]
     assert (tmp_path / "c" / "data.txt").read_text() == "a2bc"
+    said = capsys.readouterr().out
+    assert "a: running (changed since the last run: setting)" in said
+    assert "b: running (changed since the last run: upstream)" in said
 
 
 def test_a_deleted_stage_reruns_itself_and_what_follows_only(tmp_path):
@@ -48,10 +52,11 @@ def test_a_deleted_stage_reruns_itself_and_what_follows_only(tmp_path):
     assert runs == ["b", "c"]
 
 
-def test_edited_output_of_an_upstream_stage_is_seen(tmp_path):
+def test_edited_output_of_an_upstream_stage_is_seen(tmp_path, capsys):
     runs: list = []
     pipeline(tmp_path, runs)
     (tmp_path / "a" / "data.txt").write_text("edited by hand")
     runs.clear()
     pipeline(tmp_path, runs)
-    assert runs == ["a", "b", "c"]  # a's stamp no longer matches its content: redone, and so is everything after
+    assert runs == ["a", "b", "c"]
+    assert "a: running (its folder's content changed after it was stamped)" in capsys.readouterr().out  # a's stamp no longer matches its content: redone, and so is everything after

@@ -78,16 +78,25 @@ class Stages:
         stamp = out / STAMP
         key = json.loads(json.dumps(inputs | {"upstream": {u.name: self.identity(u) for u in upstream}},
                                     sort_keys=True, default=str))
+        why = "no earlier run"
         if stamp.exists():
             previous = json.loads(stamp.read_text())
-            if previous.get("inputs") == key and previous.get("output") == content_digest(out):
+            if previous.get("inputs") != key:
+                changed = sorted(k for k in set(key) | set(previous.get("inputs", {}))
+                                 if key.get(k) != previous.get("inputs", {}).get(k))
+                why = f"changed since the last run: {', '.join(changed)}"
+            elif previous.get("output") != content_digest(out):
+                why = "its folder's content changed after it was stamped"
+            else:
                 print(f"[demo] {name}: cached ({out})", flush=True)
                 self.timings[name] = (0.0, True)
                 return out
+        elif out.exists():
+            why = "unfinished (no stamp)"
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
-        print(f"[demo] {name}: running ...", flush=True)
+        print(f"[demo] {name}: running ({why}) ...", flush=True)
         t0 = time.perf_counter()
         fn(out)
         elapsed = time.perf_counter() - t0
@@ -185,6 +194,7 @@ def closed_loop(cfg: DemoConfig, trained: Path, out: Path) -> None:
     """The trained checkpoint on the stand-in sim through sim_depalletize.launch, recorded to a bag."""
     import rospy
 
+    from groot_ros.demo.recording import bag_closed
     from groot_ros.msg import PolicyStatus
     from groot_ros.sim.launcher import Watched, check_alive, private_master, roslaunch, stop, wait_until
 
@@ -213,6 +223,8 @@ def closed_loop(cfg: DemoConfig, trained: Path, out: Path) -> None:
             if bag is not None:
                 stop(bag)
             stop(launch.proc)
+        if bag is not None and not bag_closed(out / "closed_loop.bag"):  # before the stage is stamped
+            raise RuntimeError(f"rosbag record did not close {out / 'closed_loop.bag'} (see {out / 'rosbag.log'})")
 
 
 def run_demo(cfg: DemoConfig) -> Path:

@@ -94,7 +94,7 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
                     _drive(backend, layout, episode.action_at, episode.seconds, options.rate)
                 finally:
                     stop(recorder)
-                if not _bag_closed(path):
+                if not bag_closed(path):
                     raise RecordError(f"rosbag record did not write {path} (see {work}/rosbag_{path.stem}.log)")
                 paths.append(path)
                 meta.append(_episode_meta(path, episode, episode_seed(options.seed, i), options.task))
@@ -152,7 +152,7 @@ def _drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], se
             next_t = time.monotonic()
 
 
-def _bag_closed(path: Path, timeout: float = 15.0) -> bool:
+def bag_closed(path: Path, timeout: float = 15.0) -> bool:
     """rosbag's wrapper exits before its recorder child has closed the file (renamed .bag.active -> .bag)."""
     deadline = time.monotonic() + timeout
     active = path.with_name(path.name + ".active")
