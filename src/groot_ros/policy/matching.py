@@ -44,6 +44,7 @@ class CheckpointInputs:
     action_dim: int | None
     camera_keys: tuple[str, ...]
     data: TrainingData
+    image_sizes: Mapping[str, tuple[int, int]]  # camera key -> (height, width) the model was trained on
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,10 @@ def read_inputs(checkpoint: str | Path) -> CheckpointInputs:
         return int(shape[0]) if shape else None
 
     cameras = tuple(sorted(k for k, v in inputs.items() if v.get("type") == "VISUAL"))
+    sizes = {k: (int(inputs[k]["shape"][1]), int(inputs[k]["shape"][2])) for k in cameras
+             if len(inputs[k].get("shape") or ()) == 3}
     return CheckpointInputs(path, dim(inputs, "observation.state"), dim(outputs, "action"), cameras,
-                            training_data(path))
+                            training_data(path), sizes)
 
 
 def shipped_layouts() -> list[str]:
@@ -207,6 +210,12 @@ def choose_task(given: str, data: TrainingData) -> tuple[str, str]:
         extra = f" (first of {len(data.tasks)}: {list(data.tasks)})" if len(data.tasks) > 1 else ""
         return data.tasks[0], f"training data {data.root}{extra}"
     return DEFAULT_TASK, f"groot_ros default ({data.note}; no tasks found)"
+
+
+def decode_sizes(choice: LayoutChoice) -> dict[str, tuple[int, int]]:
+    """Robot camera name -> the (height, width) the model takes from it: decode no more than that."""
+    sizes = choice.inputs.image_sizes
+    return {c.name: sizes[c.key] for c in choice.layout.cameras if c.key in sizes}
 
 
 def describe(choice: LayoutChoice, task: str, task_source: str, extra: Sequence[str] = ()) -> str:

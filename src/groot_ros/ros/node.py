@@ -67,7 +67,7 @@ class PolicyNode:
         self._executing_chunk = 0
         self.core = ExecutionCore(self.layout, self.settings)
 
-        self.store = ObservationStore(self.layout)
+        self.store = ObservationStore(self.layout, decode_size=startup.decode_size)  # JPEGs decoded no larger
         from groot_ros.ros.subscribers import subscribe_store
 
         self._subs = subscribe_store(self.store)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Mapping
 
 import rosgraph
 import rospy
 
 from groot_ros.core.layout import Layout, load_robot, read_topics
 from groot_ros.policy.checkpoint import CheckpointError
-from groot_ros.policy.matching import choose_layout, choose_task, describe
+from groot_ros.policy.matching import choose_layout, choose_task, decode_sizes, describe
 from groot_ros.ros.compat import MessageVersionError, check_message_versions
 from groot_ros.ros.params import NodeParams
 
@@ -35,6 +36,7 @@ class Startup:
     layout: Layout
     task: str
     report: str  # the one log block
+    decode_size: Mapping[str, tuple[int, int]]  # camera -> (h, w) the model needs: ObservationStore(decode_size=)
 
 
 def pick_topic_set(robot: str, wait_s: float = TOPICS_WAIT_S) -> tuple[str, str]:
@@ -93,4 +95,4 @@ def resolve_startup(params: NodeParams, version_wait_s: float = 5.0) -> Startup:
         extra.append(f"services arm mode {s.arm_mode} (read {s.arm_mode_get}), quick mode {s.quick_mode} "
                      f"({s.quick_mode_type})")
     extra += [f"messages {line}" for line in unchecked] or ["messages md5sums match the robot's"]
-    return Startup(layout, task, describe(choice, task, task_source, extra))
+    return Startup(layout, task, describe(choice, task, task_source, extra), decode_sizes(choice))
