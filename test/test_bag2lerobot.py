@@ -55,8 +55,8 @@ def test_dataset_has_named_features_fps_stats_and_tasks(converted, depalletize_l
     report, _ = converted
     info = json.loads((report.root / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["fps"] == FPS and info["robot_type"] == "kuavo_4_pro"
-    assert info["features"]["observation.state"]["names"] == depalletize_layout.state_names
-    assert info["features"]["action"]["names"] == depalletize_layout.action_names
+    assert info["features"]["observation.state"]["names"] == depalletize_layout.state_feature_names
+    assert info["features"]["action"]["names"] == depalletize_layout.action_feature_names
     for key in depalletize_layout.camera_keys:
         assert info["features"][key]["dtype"] == "image" and tuple(info["features"][key]["shape"]) == (64, 64, 3)
     ds = LeRobotDataset(report.repo_id, root=report.root)

@@ -84,3 +84,24 @@ def test_decode_message_takes_either_ros_message():
     np.testing.assert_array_equal(decode_message(CompressedImage(format="png", data=encode_png(img))), img)
     with pytest.raises(ImageError, match="neither"):
         decode_message(object())
+
+
+def test_jpeg_is_decoded_no_larger_than_the_model_needs():
+    """ObservationStore(decode_size=...) decodes compressed frames at 1/2, 1/4, 1/8 when that still covers it."""
+    import types
+
+    from groot_ros.core.images import encode_jpeg, reduction_for
+    from groot_ros.core.layout import load_layout
+    from groot_ros.core.store import ObservationStore
+
+    assert [reduction_for((480, 640), hw) for hw in ((56, 56), (224, 224), (240, 320), (480, 640), None)] == \
+        [8, 2, 2, 1, 1]
+    layout = load_layout("arms_claws", "4_pro", "real")
+    store = ObservationStore(layout, decode_size={"head": (224, 224)})
+    img = np.zeros((480, 640, 3), np.uint8)
+    img[:, 320:] = (200, 30, 30)
+    shapes = []
+    for k in range(2):  # the first frame teaches the store the camera's full size
+        store.update("head", types.SimpleNamespace(format="jpeg", data=encode_jpeg(img), header=None), float(k))
+        shapes.append(store._image("head", store.latest("head")).shape)
+    assert shapes == [(480, 640, 3), (240, 320, 3)]

@@ -81,13 +81,13 @@ def test_torso_actions_without_torso_state_are_rejected(tmp_path):
 def test_every_problem_is_reported_at_once(tmp_path):
     data = yaml.safe_load(open(_write_layout(tmp_path, drop_state="Claw_pos")))
     data["action"][0]["index"] = [0, 1, 2]  # Left_arm: dim 7 with 3 indices, arm channel left half-empty
-    data["cameras"]["chest"] = "observation.images.chest"  # no chest topic in the sim topics
+    data["cameras"]["rear"] = "observation.images.rear"  # no rear camera in the sim topics
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(LayoutError) as err:
         load_layout(str(tmp_path / "bad.yaml"), "4_pro", "sim")
     text = str(err.value)
     for needle in ("claw actions need a claw state", "'Left_arm': dim 7 but 3 indices",
-                   "channel 'arm' must be filled exactly once", "camera 'chest' has no topic"):
+                   "channel 'arm' must be filled exactly once", "camera 'rear' has no topic"):
         assert needle in text
 
 

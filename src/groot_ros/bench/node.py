@@ -28,6 +28,7 @@ class NodeBenchConfig:
     camera_rate: float = 30.0
     modes: tuple[str, ...] = ("async", "sync")
     fast_inference: bool = False
+    topics: str = "sim"  # sim: raw rgb8 Orbbec-style cameras; real: the robot's compressed JPEG /cam_* topics
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -66,7 +67,7 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
 
     overrides = work / f"exec_{mode}.yaml"
     overrides.write_text(yaml.safe_dump({"execution": {"mode": mode}, "watchdog": {"auto_resume": True}}))
-    launch = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={checkpoint}", "topics:=sim",
+    launch = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={checkpoint}", f"topics:={cfg.topics}",
                         f"execution_overrides:={overrides}", f"fast_inference:={str(cfg.fast_inference).lower()}"],
                        env, work / f"launch_{mode}.log")
     sub = rospy.Subscriber("/diagnostics", DiagnosticArray, on_diag, queue_size=10)
@@ -116,7 +117,7 @@ def run_node_benchmark(cfg: NodeBenchConfig) -> dict:
 
         checkpoint = make_tiny_checkpoint(work / "tiny", load_layout()).pretrained_model
     overrides = {"image_size": [cfg.image_height, cfg.image_width], "camera_rate": cfg.camera_rate}
-    with running_sim(work, overrides=overrides, params={"compressed": False}) as procs:
+    with running_sim(work, topics=cfg.topics, overrides=overrides, params={"compressed": False}) as procs:
         rospy.init_node("groot_bench_node", anonymous=True, disable_signals=True)
         runs = [_run_mode(mode, cfg, checkpoint, work, dict(procs.env)) for mode in cfg.modes]
     return {"config": {k: str(v) for k, v in asdict(cfg).items()}, "checkpoint": str(checkpoint), "runs": runs,
@@ -142,7 +143,8 @@ def format_report(report: dict) -> str:
     lines = [f"{'':<{width}}" + "".join(f"{r['mode'] + ' (' + str(r['seconds']) + ' s)':>26}" for r in runs)]
     lines += [f"{name:<{width}}" + "".join(f"{fmt(r):>26}" for r in runs) for name, fmt in rows]
     cfg = report["config"]
-    lines.append(f"\n3 raw rgb8 cameras {cfg['image_width']}x{cfg['image_height']} at {cfg['camera_rate']} Hz, "
+    kind = "raw rgb8" if cfg["topics"] == "sim" else f"'{cfg['topics']}' (JPEG where compressed)"
+    lines.append(f"\n3 {kind} cameras {cfg['image_width']}x{cfg['image_height']} at {cfg['camera_rate']} Hz, "
                  f"control 100 Hz, {report['cpu_count']} CPU cores; checkpoint {report['checkpoint']}")
     return "\n".join(lines)
 

@@ -34,7 +34,8 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
     cfg = NodeBenchConfig(checkpoint=Path(args.checkpoint) if args.checkpoint else None, seconds=args.seconds,
                           image_height=args.image_size[0], image_width=args.image_size[1],
-                          camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference)
+                          camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference,
+                          topics=args.topics)
     return main_bench_node(cfg, args.json)
 
 
@@ -68,5 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-rate", type=float, default=30.0)
     p.add_argument("--modes", nargs="+", default=["async", "sync"], choices=("async", "sync"))
     p.add_argument("--fast-inference", action="store_true")
+    p.add_argument("--topics", default="sim", choices=("sim", "real"),
+                   help="sim: raw rgb8 cameras; real: the robot's compressed JPEG /cam_* topics")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench_node)

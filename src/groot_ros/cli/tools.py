@@ -10,17 +10,33 @@ from groot_ros.core.observation import DEFAULT_TASK
 
 
 def cmd_bag2lerobot(args: argparse.Namespace) -> int:
-    from groot_ros.tools.bag2lerobot import ConversionError, ConvertOptions, convert, load_task_map
-    from groot_ros.core.layout import load_layout
+    from groot_ros.core.cameras import PREFIX, CameraNameError, map_camera_keys
+    from groot_ros.core.layout import LayoutError, load_layout
+    from groot_ros.tools.bag2lerobot import ConversionError, ConvertOptions, convert, load_task_map, with_command_topic
 
     try:
         options = ConvertOptions(task=args.task, fps=args.fps, clock=args.clock, tolerance=args.tolerance,
                                  tasks=load_task_map(args.task_map) if args.task_map else {},
                                  repo_id=args.repo_id, video=args.video)
-        report = convert(args.bags, args.out, load_layout(args.layout, args.robot, args.topics), options)
-    except ConversionError as exc:
+        cameras = map_camera_keys([PREFIX + c.strip() for c in args.cameras.split(",")]) if args.cameras else None
+        layout = load_layout(args.layout, args.robot, args.topics, cameras=cameras)
+        if args.arm_action_topic:
+            layout = with_command_topic(layout, "arm", args.arm_action_topic)
+        report = convert(args.bags, args.out, layout, options)
+    except (ConversionError, CameraNameError, LayoutError) as exc:
         return fail(exc)
     print(report.summary())
+    return 0
+
+
+def cmd_merge_datasets(args: argparse.Namespace) -> int:
+    from groot_ros.tools.bag2lerobot import ConversionError, merge_datasets
+
+    try:
+        out = merge_datasets(args.datasets, args.out, args.repo_id)
+    except ConversionError as exc:
+        return fail(exc)
+    print(f"merged {len(args.datasets)} datasets -> {out}")
     return 0
 
 
@@ -100,7 +116,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="max age (s) of a sensor/camera message at a frame (default: max_age in config/topics)")
     p.add_argument("--repo-id", help="dataset name recorded in it (default local/<out folder name>)")
     p.add_argument("--video", action="store_true", help="store cameras as mp4 video (default: PNG images)")
+    p.add_argument("--cameras", help="dataset camera keys, comma-separated (observation.images.<key>), e.g. "
+                                     "cam_head,cam_chest,cam_left,cam_right; each one a camera of config/cameras.yaml "
+                                     "(default: the layout's)")
+    p.add_argument("--arm-action-topic", help="read the arm action from this topic instead of the topic set's "
+                                              "(scripted data: /mm_kuavo_arm_traj)")
     p.set_defaults(func=cmd_bag2lerobot)
+
+    p = sub.add_parser("merge-datasets", help="merge LeRobot v3.0 datasets into one (LeRobot's own aggregation), "
+                                              "to train on several at once")
+    p.add_argument("datasets", nargs="+", help="dataset roots (same fps, robot type and features)")
+    p.add_argument("--out", required=True, help="new dataset root (must not exist)")
+    p.add_argument("--repo-id", help="dataset name recorded in it (default local/<out folder name>)")
+    p.set_defaults(func=cmd_merge_datasets)
 
     p = sub.add_parser("eval-dataset", help="replay a checkpoint on dataset episodes: errors, plots, ablations")
     add_runtime_args(p)

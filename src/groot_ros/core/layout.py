@@ -36,6 +36,8 @@ class StateComponent:
     indices: tuple[int, ...]
     # True when the field is the robot's whole joint vector (`index: arm`): its length must be num_joints.
     joint_vector: bool = False
+    # Per-dimension feature names as the dataset writes them (humanoid_groot's: arm_joint_1, left_claw_state...).
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ActionComponent:
     measured_state: str = ""
     measured_index: tuple[int, ...] = ()
     measured_relative: bool = False
+    names: tuple[str, ...] = ()  # per-dimension feature names, as for StateComponent
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ class CommandSpec:
 
 
 @dataclass(frozen=True)
+class RobotServices:
+    """The controller services a robot version offers for the arm-mode handshake (config/robots/*.yaml)."""
+
+    arm_mode: str  # set the arm control mode (kuavo_msgs/changeArmCtrlMode)
+    arm_mode_get: str  # read it back (same type)
+    quick_mode: str  # direct-to-WBC (biped) / quick arm mode (wheel)
+    quick_mode_type: str  # kuavo_msgs/changeArmCtrlMode (control_mode 0/1) or std_srvs/SetBool
+
+
+@dataclass(frozen=True)
 class RobotSpec:
     version: str
     num_joints: int | None
@@ -101,6 +114,13 @@ class RobotSpec:
     torso_z_limits: tuple[float, float]
     torso_pitch_limits: tuple[float, float]
     claw_limits: tuple[float, float]
+    services: RobotServices | None = None
+    # ROS params whose sum is the arm slice start on this robot (/legRealDof + /waistRealDof, as the SDK counts).
+    arm_start_params: tuple[str, ...] = ()
+    # Camera topic sets this robot is found with, in order of preference (config/topics); the first is the default.
+    topic_sets: tuple[str, ...] = ()
+    # Command topics this robot version names differently from the topic set (channel -> topic).
+    command_topics: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,15 @@ class Layout:
     @property
     def action_names(self) -> list[str]:
         return _dim_names(self.action)
+
+    @property
+    def state_feature_names(self) -> list[str]:
+        """Per-dimension names of observation.state as datasets write them (the layout's `names`)."""
+        return _feature_names(self.state)
+
+    @property
+    def action_feature_names(self) -> list[str]:
+        return _feature_names(self.action)
 
     @property
     def camera_keys(self) -> list[str]:
@@ -208,6 +237,13 @@ def _dim_names(components: Sequence[StateComponent | ActionComponent]) -> list[s
     return names
 
 
+def _feature_names(components: Sequence[StateComponent | ActionComponent]) -> list[str]:
+    names: list[str] = []
+    for c in components:
+        names.extend(c.names or _dim_names([c]))
+    return names
+
+
 def _slices(components: Sequence[StateComponent | ActionComponent]) -> dict[str, slice]:
     out, offset = {}, 0
     for c in components:
@@ -235,6 +271,23 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def read_topics(topics: str | Path) -> dict:
+    """A topic set; `extends: <set>` starts from another set and replaces entries section by section
+    (e.g. real_orbbec_head_flipped only turns the head camera around)."""
+    data = _read_yaml(_resolve("topics", topics))
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    merged = read_topics(parent)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **{k: {**merged[key].get(k, {}), **v} if isinstance(v, dict) else v
+                                             for k, v in value.items()}}
+        else:
+            merged[key] = value
+    return merged
+
+
 def _units(raw: Any, dim: int) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         return tuple(str(u) for u in raw)
@@ -255,16 +308,33 @@ def load_robot(robot: str | Path) -> RobotSpec:
         torso_z_limits=tuple(float(v) for v in data["torso_z_limits"]),
         torso_pitch_limits=tuple(float(v) for v in data["torso_pitch_limits"]),
         claw_limits=tuple(float(v) for v in data["claw_limits"]),
+        services=_services(data.get("services")),
+        arm_start_params=tuple(str(p) for p in data.get("arm_start_params") or ()),
+        topic_sets=tuple(str(t) for t in data.get("topic_sets") or ()),
+        command_topics={str(k): str(v) for k, v in (data.get("command_topics") or {}).items()},
     )
 
 
+def _services(raw: Mapping[str, Any] | None) -> RobotServices | None:
+    if not raw:
+        return None
+    quick = raw["quick_mode"]
+    return RobotServices(arm_mode=str(raw["arm_mode"]), arm_mode_get=str(raw["arm_mode_get"]),
+                         quick_mode=str(quick["service"]), quick_mode_type=str(quick["type"]))
+
+
 def load_layout(
-    layout: str | Path = "depalletize", robot: str | Path = "4_pro", topics: str | Path = "sim"
+    layout: str | Path = "depalletize", robot: str | Path = "4_pro", topics: str | Path = "sim",
+    cameras: Mapping[str, str] | None = None,
 ) -> Layout:
-    """Loads and checks a layout; every inconsistency is reported at once in one LayoutError."""
+    """Loads and checks a layout; every inconsistency is reported at once in one LayoutError.
+
+    cameras: logical camera name -> checkpoint key, replacing the layout's own `cameras` block (the
+    checkpoint decides which cameras the model takes: core/cameras.py maps its keys).
+    """
     layout_path = _resolve("layouts", layout)
     data = _read_yaml(layout_path)
-    topic_data = _read_yaml(_resolve("topics", topics))
+    topic_data = read_topics(topics)
     robot_spec = load_robot(robot)
     problems: list[str] = []
 
@@ -275,7 +345,7 @@ def load_layout(
     commands = {
         ch: CommandSpec(
             channel=ch,
-            topic=c["topic"],
+            topic=robot_spec.command_topics.get(ch, c["topic"]),
             msg_type=c["type"],
             dim=int(c["dim"]),
             field=c.get("field"),
@@ -294,24 +364,27 @@ def load_layout(
             indices = tuple(int(i) for i in index)
         state.append(
             StateComponent(raw["name"], int(raw["dim"]), _units(raw.get("units", ""), int(raw["dim"])),
-                           raw["stream"], raw["field"], indices, joint_vector=index == "arm")
+                           raw["stream"], raw["field"], indices, joint_vector=index == "arm",
+                           names=tuple(str(n) for n in raw.get("names") or ()))
         )
     action = [
         ActionComponent(raw["name"], int(raw["dim"]), _units(raw.get("units", ""), int(raw["dim"])),
                         raw["channel"], tuple(int(i) for i in raw["index"]), raw.get("interpolation", "linear"),
                         measured_state=str((raw.get("measured") or {}).get("state", "")),
                         measured_index=tuple(int(i) for i in (raw.get("measured") or {}).get("index", ())),
-                        measured_relative=bool((raw.get("measured") or {}).get("relative", False)))
+                        measured_relative=bool((raw.get("measured") or {}).get("relative", False)),
+                        names=tuple(str(n) for n in raw.get("names") or ()))
         for raw in data.get("action") or []
     ]
     camera_topics = topic_data.get("cameras") or {}
-    cameras = []
-    for cam_name, key in (data.get("cameras") or {}).items():
+    camera_keys = (data.get("cameras") or {}) if cameras is None else cameras
+    camera_specs = []
+    for cam_name, key in camera_keys.items():
         cam = camera_topics.get(cam_name)
         if cam is None:
             problems.append(f"camera '{cam_name}' has no topic in topics config '{topic_data.get('name')}'")
             continue
-        cameras.append(CameraSpec(cam_name, key, cam["topic"], cam["type"], bool(cam.get("rotate_180", False)),
+        camera_specs.append(CameraSpec(cam_name, key, cam["topic"], cam["type"], bool(cam.get("rotate_180", False)),
                                   float(cam.get("max_age", 0.3))))
 
     result = Layout(
@@ -321,7 +394,7 @@ def load_layout(
         chunk_size=int(data.get("chunk_size", 16)),
         state=tuple(state),
         action=tuple(action),
-        cameras=tuple(cameras),
+        cameras=tuple(camera_specs),
         streams=streams,
         commands=commands,
         robot=robot_spec,
@@ -347,6 +420,8 @@ def layout_problems(layout: Layout) -> list[str]:
                 problems.append(f"{what} '{c.name}': dim {c.dim} but {len(c.indices)} indices")
             if len(c.units) != c.dim:
                 problems.append(f"{what} '{c.name}': dim {c.dim} but {len(c.units)} units")
+            if c.names and len(c.names) != c.dim:
+                problems.append(f"{what} '{c.name}': dim {c.dim} but {len(c.names)} names")
     for c in layout.state:
         if c.stream not in layout.streams:
             problems.append(f"state '{c.name}' reads unknown stream '{c.stream}'")

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from groot_ros.core.images import ImageError, check_size, decode_message
+from groot_ros.core.images import ImageError, check_size, decode_message, reduction_for
 from groot_ros.core.layout import Layout, read_field
 from groot_ros.core.observation import Observation
 
@@ -72,9 +72,12 @@ class ObservationStore:
 
     expected_image_size: camera name -> (height, width) the checkpoint was trained on; cameras not
     listed accept any size.
+    decode_size: camera name -> (height, width) the model needs at least: compressed frames are decoded at
+    the smallest JPEG reduction (1/2, 1/4, 1/8) that still covers it, judged on the previous frame's size.
     """
 
-    def __init__(self, layout: Layout, expected_image_size: Mapping[str, tuple[int, int]] | None = None):
+    def __init__(self, layout: Layout, expected_image_size: Mapping[str, tuple[int, int]] | None = None,
+                 decode_size: Mapping[str, tuple[int, int]] | None = None):
         self.layout = layout
         self._streams = {name: layout.streams[name] for name in layout.used_streams()}
         self._cameras = {c.name: c for c in layout.cameras}
@@ -82,6 +85,8 @@ class ObservationStore:
         if unknown:
             raise ValueError(f"expected_image_size names unknown cameras {sorted(unknown)}; known: {sorted(self._cameras)}")
         self._sizes = dict(expected_image_size or {})
+        self._decode_size = dict(decode_size or {})
+        self._source_hw: dict[str, tuple[int, int]] = {}  # full-size frame of each camera, from its last frame
         self._samples: dict[str, Sample] = {}
         self._decoded: dict[str, tuple[Sample, np.ndarray | ImageError]] = {}
         self._lock = threading.Lock()
@@ -178,7 +183,10 @@ class ObservationStore:
         if cached is not None and cached[0] is sample:
             return cached[1]
         try:
-            img = decode_message(sample.msg, self._cameras[name].rotate_180)
+            source = self._source_hw.get(name)
+            reduce = reduction_for(source, self._decode_size.get(name)) if source else 1
+            img = decode_message(sample.msg, self._cameras[name].rotate_180, reduce)
+            self._source_hw[name] = (img.shape[0] * reduce, img.shape[1] * reduce)
             check_size(img, self._sizes.get(name))
             result: np.ndarray | ImageError = img
         except ImageError as exc:

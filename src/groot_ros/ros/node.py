@@ -21,9 +21,8 @@ from std_srvs.srv import Trigger, TriggerResponse
 from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.core import ExecutionCore
 from groot_ros.core.latency import LatencyStats
-from groot_ros.core.layout import Layout, load_layout
+from groot_ros.core.layout import Layout
 from groot_ros.execution.lifecycle import PAUSED, RUNNING, STOPPED, Lifecycle
-from groot_ros.core.observation import DEFAULT_TASK
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.store import ObservationStore
 from groot_ros.ros.params import NodeParams, read_params
@@ -42,11 +41,15 @@ def exit_target(layout: Layout, last: np.ndarray, open_claws: bool, home_pose_de
 class PolicyNode:
     def __init__(self, params: NodeParams) -> None:
         self.params = params
-        self.layout: Layout = load_layout(params.layout, params.robot, params.topics)
+        from groot_ros.ros.startup import resolve_startup
+
+        startup = resolve_startup(params)  # layout and task from the checkpoint, robot and message checks
+        rospy.loginfo("groot_policy: start-up\n%s", startup.report)
+        self.layout: Layout = startup.layout
         # config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top
         self._action_names = self.layout.action_names  # per tick in ~command_preview: build once
         self.settings = load_execution_settings(params.execution_config, params.execution_overrides)
-        self.task = params.task or DEFAULT_TASK
+        self.task = startup.task
         self.dry_run = params.dry_run
         self.seed = params.seed
         self.nominal_height = 0.0  # resolved at start, when the robot's parameters are there
@@ -64,7 +67,7 @@ class PolicyNode:
         self._executing_chunk = 0
         self.core = ExecutionCore(self.layout, self.settings)
 
-        self.store = ObservationStore(self.layout)
+        self.store = ObservationStore(self.layout, decode_size=startup.decode_size)  # JPEGs decoded no larger
         from groot_ros.ros.subscribers import subscribe_store
 
         self._subs = subscribe_store(self.store)

@@ -26,9 +26,10 @@ class NodeParams:
     checkpoint: Path
     base_config: Path | None = None
     eagle_assets: Path | None = None
-    layout: str = "depalletize"
+    layout: str = "auto"  # "auto": chosen from the checkpoint (policy/matching.py)
     robot: str = "4_pro"
-    topics: str = "sim"
+    topics: str = "sim"  # "auto": the robot's topic set whose cameras are published
+    cameras: str = ""  # camera-key overrides "key=camera, ..." (core/cameras.py)
     execution_config: Path | None = None
     execution_overrides: Mapping[str, Any] = field(default_factory=dict)
     backend: str = "topics"
@@ -124,9 +125,10 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
         checkpoint=checkpoint or Path(""),
         base_config=resolve_path(raw.get("base_config", ""), base, "~base_config", problems),
         eagle_assets=resolve_path(raw.get("eagle_assets", ""), base, "~eagle_assets", problems, kind="dir"),
-        layout=_name_or_path(raw.get("layout", "depalletize"), base),
+        layout=_name_or_path(raw.get("layout", "auto") or "auto", base),
         robot=str(raw.get("robot", "4_pro")),
         topics=_name_or_path(raw.get("topics", "sim"), base),
+        cameras=str(raw.get("cameras", "") or ""),
         execution_config=resolve_path(raw.get("execution_config", ""), base, "~execution_config", problems,
                                       kind="file"),
         execution_overrides=dict(overrides),

@@ -7,6 +7,7 @@ URDF limits) and nothing else: no dynamics of the body, no contact, no latency m
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass, field
@@ -39,16 +40,18 @@ class SimConfig:
     image_size: tuple[int, int] = (96, 128)
 
 
-def load_sim_config(path: str | Path | None = None) -> SimConfig:
+def load_sim_config(path: str | Path | None = None, robot: str | None = None) -> SimConfig:
+    """config/sim.yaml; `robot` (e.g. 5_wheel) replaces its robot and lays that robot's sdk_params on top."""
     with open(path or config_dir() / "sim.yaml") as f:
         data = yaml.safe_load(f)
-    robot = load_robot(data.get("robot", "4_pro"))
-    if robot.num_joints is None:
-        raise ValueError(f"the stand-in needs a robot with a fixed joint count; '{robot.version}' has num_joints: null")
+    name = robot or data.get("robot", "4_pro")
+    spec = load_robot(name)
+    if spec.num_joints is None:  # wheel variants differ below the arms: the stand-in has arms + 2 head joints
+        spec = dataclasses.replace(spec, num_joints=spec.arm_slice[1] + len(HEAD_JOINTS))
     dyn = data.get("dynamics") or {}
     return SimConfig(
-        robot=robot,
-        sdk_params=dict(data.get("sdk_params") or {}),
+        robot=spec,
+        sdk_params={**(data.get("sdk_params") or {}), **((data.get("robot_sdk_params") or {}).get(name) or {})},
         arm_tau=float(dyn.get("arm_tau", 0.05)),
         claw_tau=float(dyn.get("claw_tau", 0.15)),
         torso_tau=float(dyn.get("torso_tau", 0.3)),
@@ -182,6 +185,8 @@ def mpc_state_vector(snap: SimSnapshot) -> np.ndarray:
 
 LEG_JOINTS = tuple(f"leg_{s}{i}_joint" for s in "lr" for i in range(1, 7))
 HEAD_JOINTS = ("zhead_1_joint", "zhead_2_joint")
+# The wheel-arm's lower body, named so its links are the ones kuavo-humanoid-sdk 1.5.0 looks for (knee_link ...).
+WHEEL_LOWER_JOINTS = ("knee_joint", "leg_joint", "waist_joint", "waist_yaw_joint")
 
 
 def urdf_description(robot: RobotSpec) -> str:
@@ -190,7 +195,8 @@ def urdf_description(robot: RobotSpec) -> str:
     Only the kinematic tree's names and <limit> tags: the SDK maps link names to joint names and clips
     arm commands to these limits. No geometry or inertia.
     """
-    names = list(LEG_JOINTS) + list(robot.arm_joint_names) + list(HEAD_JOINTS)
+    lower = {len(LEG_JOINTS): LEG_JOINTS, len(WHEEL_LOWER_JOINTS): WHEEL_LOWER_JOINTS}[robot.arm_slice[0]]
+    names = list(lower) + list(robot.arm_joint_names) + list(HEAD_JOINTS)
     limits = {n: (-math.pi, math.pi) for n in names}
     limits.update({n: tuple(robot.arm_limits[i]) for i, n in enumerate(robot.arm_joint_names)})
     links = ['  <link name="base_link"/>']

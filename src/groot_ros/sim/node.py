@@ -1,12 +1,14 @@
 """Kuavo stand-in sim, the rospy shell (nodes/kuavo_loopback_sim): the controller's ROS interface without a
 robot (see docs/kuavo_sim.md).
 
-Private params: ~topics (sim | real | a YAML path: which stream/camera/command topics to serve),
-~layout (whose cameras to publish, default depalletize), ~config (default config/sim.yaml),
+Private params: ~topics (sim | real | real_orbbec | a YAML path: which stream/camera/command topics to serve:
+every camera of the set is published), ~robot (config/robots: 4_pro | 5_wheel, default sim.yaml's: the joint
+layout, the ROS params and the controller services of that version), ~config (default config/sim.yaml),
 ~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
 cameras draw the box, default [0, 0]; read again for every frame, so a demonstration recorder can move it
 between episodes).
-It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests.
+It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests, and
+every service called in ~services_called (a list, in call order).
 """
 
 from __future__ import annotations
@@ -17,18 +19,21 @@ import sys
 
 import rospy
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, SetBoolResponse
 
 from groot_ros.ros import messages as km
 from groot_ros.core.images import encode_jpeg, encode_rgb8
 from groot_ros.ros.messages import message_class
-from groot_ros.core.layout import CommandSpec, load_layout
+from groot_ros.core.layout import CommandSpec, load_layout, read_topics
 from groot_ros.sim.core import KuavoSimCore, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
 from groot_ros.sim.render import render
 
 GAIT_NODE = "humanoid_gait_switch_by_name"
-ARM_MODE_SERVICES = ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode")
-GET_ARM_MODE_SERVICE = "/humanoid_get_arm_ctrl_mode"
-DIRECT_TO_WBC_SERVICE = "/enable_wbc_arm_trajectory_control"
+BIPED_ARM_MODE_ALIAS = "/humanoid_change_arm_ctrl_mode"  # /arm_traj_change_mode forwards to it on the biped
+WHEEL_ROBOT_TYPE = 1  # /robot_type of wheel-arm robots: no gait node
+# The IMU of a robot standing still: gravity up, no rotation (m/s^2, rad/s).
+IMU_STILL = {"imu_lin_acc": [0.0, 0.0, 9.81], "imu_ang_vel": [0.0, 0.0, 0.0]}
 CLAW_SERVICE = "/control_robot_leju_claw"
 GAIT_NAME_SERVICE = "/humanoid_get_current_gait_name"
 MPC_OBSERVATION_TOPIC = "/humanoid_mpc_observation"  # the SDK waits for it; same content as the WBC one here
@@ -47,9 +52,11 @@ def run_gait_node() -> None:
 
 class LoopbackSim:
     def __init__(self) -> None:
-        self.cfg = load_sim_config(rospy.get_param("~config", None))
-        self.layout = load_layout(rospy.get_param("~layout", "depalletize"), self.cfg.robot.version,
-                                  rospy.get_param("~topics", "sim"))
+        self.cfg = load_sim_config(rospy.get_param("~config", None), rospy.get_param("~robot", None) or None)
+        topics = rospy.get_param("~topics", "sim")
+        every_camera = {name: f"observation.images.{name}" for name in read_topics(topics).get("cameras") or {}}
+        self.layout = load_layout("depalletize", self.cfg.robot.version, topics, cameras=every_camera)
+        self.services_called: list[str] = []
         self.core = KuavoSimCore(self.cfg)
         self._snapshot: SimSnapshot = self.core.step(0.0)
         self._set_params()
@@ -59,6 +66,8 @@ class LoopbackSim:
         self.pub_claws = rospy.Publisher(streams["claws"].topic, km.lejuClawState, queue_size=10, tcp_nodelay=True)
         self.pub_torso = [rospy.Publisher(topic, km.mpc_observation, queue_size=10, tcp_nodelay=True)
                           for topic in dict.fromkeys([streams["torso"].topic, MPC_OBSERVATION_TOPIC])]
+        self.pub_imu = {name: rospy.Publisher(streams[name].topic, Float64MultiArray, queue_size=10, tcp_nodelay=True)
+                        for name in IMU_STILL if name in streams}
         self.cameras = []
         compressed_too = rospy.get_param("~compressed", True)
         for cam in self.layout.cameras:
@@ -72,15 +81,35 @@ class LoopbackSim:
         self.subs = [rospy.Subscriber(spec.topic, message_class(spec.msg_type), handlers[ch], callback_args=spec,
                                       queue_size=10, tcp_nodelay=True)
                      for ch, spec in self.layout.commands.items()]
-        self.services = [rospy.Service(name, km.changeArmCtrlMode, self._on_set_arm_mode) for name in ARM_MODE_SERVICES]
-        self.services += [
-            rospy.Service(GET_ARM_MODE_SERVICE, km.changeArmCtrlMode, self._on_get_arm_mode),
-            rospy.Service(DIRECT_TO_WBC_SERVICE, km.changeArmCtrlMode, self._on_direct_to_wbc),
-            rospy.Service(CLAW_SERVICE, km.controlLejuClaw, self._on_claw_service),
-        ]
-        self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"])
+        self.services = self._services()
+        biped = self.cfg.sdk_params.get("robot_type") != WHEEL_ROBOT_TYPE
+        self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"]) if biped else None
         rospy.on_shutdown(self._stop_gait_node)
         self.camera_timer = rospy.Timer(rospy.Duration(1.0 / self.cfg.camera_rate), self._publish_cameras)
+
+    def _services(self) -> list[rospy.Service]:
+        """The robot version's controller services (config/robots), and only those: a client calling the
+        biped's services on a wheel-arm robot finds nothing, as on the real one."""
+        spec = self.cfg.robot.services
+        set_names = [spec.arm_mode] + ([BIPED_ARM_MODE_ALIAS] if spec.quick_mode_type != "std_srvs/SetBool" else [])
+        services = [rospy.Service(name, km.changeArmCtrlMode, self._logged(name, self._on_set_arm_mode))
+                    for name in set_names]
+        services.append(rospy.Service(spec.arm_mode_get, km.changeArmCtrlMode,
+                                      self._logged(spec.arm_mode_get, self._on_get_arm_mode)))
+        if spec.quick_mode_type == "std_srvs/SetBool":
+            services.append(rospy.Service(spec.quick_mode, SetBool, self._logged(spec.quick_mode, self._on_quick_mode)))
+        else:
+            services.append(rospy.Service(spec.quick_mode, km.changeArmCtrlMode,
+                                          self._logged(spec.quick_mode, self._on_direct_to_wbc)))
+        services.append(rospy.Service(CLAW_SERVICE, km.controlLejuClaw, self._logged(CLAW_SERVICE, self._on_claw_service)))
+        return services
+
+    def _logged(self, name: str, handler):
+        def call(req):
+            self.services_called.append(name)
+            rospy.set_param("~services_called", self.services_called)
+            return handler(req)
+        return call
 
     def _set_params(self) -> None:
         for key, value in self.cfg.sdk_params.items():
@@ -93,6 +122,8 @@ class LoopbackSim:
         rospy.set_param("~wbc_arm_trajectory_control", int(self.core.direct_to_wbc))
 
     def _stop_gait_node(self) -> None:
+        if self.gait_node is None:
+            return
         self.gait_node.terminate()
         try:
             self.gait_node.wait(timeout=5)
@@ -131,6 +162,12 @@ class LoopbackSim:
         self._publish_modes()
         rospy.loginfo(f"direct-to-WBC arm trajectory control {'on' if enabled else 'off'}")
         return km.changeArmCtrlModeResponse(result=True, mode=int(enabled), message="")
+
+    def _on_quick_mode(self, req):
+        self.core.set_direct_to_wbc(bool(req.data))
+        self._publish_modes()
+        rospy.loginfo(f"quick arm mode {'on' if req.data else 'off'}")
+        return SetBoolResponse(success=True, message="")
 
     def _on_claw_service(self, req):
         reason = self.core.command_claw(list(req.data.position))
@@ -175,6 +212,8 @@ class LoopbackSim:
         obs.input.value = [0.0] * len(snap.q)
         for pub in self.pub_torso:
             pub.publish(obs)
+        for name, pub in self.pub_imu.items():
+            pub.publish(Float64MultiArray(data=IMU_STILL[name]))
 
     def _publish_cameras(self, _event) -> None:
         snap = self._snapshot

@@ -116,7 +116,15 @@ def write_episode(path: Path, layout, spec: EpisodeSpec = EpisodeSpec(), t0: flo
         msg.linear.z, msg.angular.y = torso_command(t)
         return msg
 
+    def imu(values):
+        from std_msgs.msg import Float64MultiArray
+
+        return lambda t: Float64MultiArray(data=list(values))
+
     add(streams["joints"].topic, 100, joints)
+    for name, values in (("imu_lin_acc", (0.1, -0.2, 9.81)), ("imu_ang_vel", (0.01, 0.02, -0.03))):
+        if name in layout.used_streams():
+            add(streams[name].topic, 100, imu(values))
     add(streams["claws"].topic, 50, claws)
     add(streams["torso"].topic, 100, torso)
     for cam in cams.values():

@@ -181,6 +181,10 @@ def _component_range(layout: Layout, comp, action: bool) -> tuple[list[float], l
         return list(mid - half), list(mid + half)
     if kind in ("claw", "claws"):
         return [0.0] * comp.dim, [100.0] * comp.dim
+    if kind == "imu_lin_acc":  # m/s^2, standing: gravity on z
+        return [-2.0, -2.0, 8.8], [2.0, 2.0, 10.8]
+    if kind == "imu_ang_vel":  # rad/s
+        return [-1.0] * comp.dim, [1.0] * comp.dim
     if not action:  # torso state: absolute base height (m) and pitch (rad)
         return [0.78, 0.0], [0.88, 0.3]
     return ([-0.1], [0.0]) if comp.name.endswith("_z") else ([0.0], [0.3])

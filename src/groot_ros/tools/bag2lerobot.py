@@ -114,6 +114,35 @@ class ConversionReport:
 
 # --- ROS-free core -------------------------------------------------------------------------------------------
 
+def with_command_topic(layout: Layout, channel: str, topic: str) -> Layout:
+    """The layout with one command channel read from another topic: scripted ("strategy") recordings hold the
+    arm action on /mm_kuavo_arm_traj, teleoperated ones on /kuavo_arm_traj (same message and units)."""
+    if channel not in layout.commands:
+        raise ConversionError(f"no command channel '{channel}' in topics '{layout.topics_name}'")
+    commands = dict(layout.commands, **{channel: dataclasses.replace(layout.commands[channel], topic=topic)})
+    return dataclasses.replace(layout, commands=commands)
+
+
+def merge_datasets(roots: Sequence[str | Path], out: str | Path, repo_id: str | None = None) -> Path:
+    """Several local LeRobot v3.0 datasets -> one, by LeRobot's own aggregation (lerobot.datasets.aggregate):
+    it checks that fps, robot type and features (names included) agree and renumbers episodes and tasks."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    sources = [Path(r).resolve() for r in roots]
+    missing = [str(r) for r in sources if not (r / "meta" / "info.json").is_file()]
+    if missing:
+        raise ConversionError(f"not LeRobot datasets (no meta/info.json): {', '.join(missing)}")
+    target = Path(out).resolve()
+    if target.exists():
+        raise ConversionError(f"{target} already exists: choose a new --out")
+    try:
+        aggregate_datasets(repo_ids=[f"local/{r.name}" for r in sources], roots=sources,
+                           aggr_repo_id=repo_id or f"local/{target.name}", aggr_root=target)
+    except ValueError as exc:
+        raise ConversionError(f"LeRobot refused to merge {', '.join(map(str, sources))}: {exc}") from exc
+    return target
+
+
 def with_tolerance(layout: Layout, tolerance: float) -> Layout:
     """The layout with one freshness limit (seconds) for every sensor stream and camera."""
     if tolerance <= 0:
@@ -223,10 +252,11 @@ def build_frames(layout: Layout, srcs: Sequence[Source], alignment: Alignment, m
 
 
 def dataset_features(layout: Layout, image_shapes: Mapping[str, tuple[int, int, int]], video: bool) -> dict:
-    """LeRobot feature spec with per-dimension names from the layout."""
+    """LeRobot feature spec with per-dimension names from the layout: humanoid_groot's names (arm_joint_1,
+    left_claw_state, ...), so a converted dataset trains together with theirs (merge_datasets)."""
     features: dict[str, dict] = {
-        "observation.state": {"dtype": "float32", "shape": (layout.state_dim,), "names": layout.state_names},
-        "action": {"dtype": "float32", "shape": (layout.action_dim,), "names": layout.action_names},
+        "observation.state": {"dtype": "float32", "shape": (layout.state_dim,), "names": layout.state_feature_names},
+        "action": {"dtype": "float32", "shape": (layout.action_dim,), "names": layout.action_feature_names},
     }
     for key in layout.camera_keys:
         features[key] = {"dtype": "video" if video else "image", "shape": tuple(image_shapes[key]),

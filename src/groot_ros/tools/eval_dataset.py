@@ -84,10 +84,14 @@ def dataset_problems(layout: Layout, features: Mapping[str, dict], camera_keys: 
 
     problems = [p.replace("checkpoint", "dataset") for p in
                 stats_problems(layout, dim("observation.state"), dim("action"), None, None)]
-    for key, names in (("observation.state", layout.state_names), ("action", layout.action_names)):
+    # Feature names as datasets write them (humanoid_groot's); datasets converted before they existed carry
+    # the component names (J_q_0, ...), which are accepted too.
+    for key, names, legacy in (("observation.state", layout.state_feature_names, layout.state_names),
+                               ("action", layout.action_feature_names, layout.action_names)):
         if key not in features:
             problems.append(f"dataset has no '{key}' feature")
-        elif features[key].get("names") and list(features[key]["names"]) != names and dim(key) == len(names):
+        elif features[key].get("names") and list(features[key]["names"]) not in (names, legacy) \
+                and dim(key) == len(names):
             problems.append(f"dataset {key} names {features[key]['names']} differ from layout '{layout.name}' {names}")
     missing = sorted(set(layout.camera_keys) - set(camera_keys))
     if missing:

@@ -27,7 +27,7 @@ class CommandBackend(ABC):
     def __init__(self, layout: Layout, config: BackendConfig):
         self.layout = layout
         self.config = config
-        self.arm_mode = ArmModeSwitch(config.arm_mode)
+        self.arm_mode = ArmModeSwitch(config.arm_mode, layout.robot.services)
         self._active = False
 
     def start(self) -> None:

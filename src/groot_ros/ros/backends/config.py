@@ -16,12 +16,11 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class ArmModeConfig:
-    set_service: str
-    get_service: str
+    """The handshake's settings; which services it calls is the robot's (core.layout.RobotServices)."""
+
     external: int
     restore_if_unknown: int
-    direct_to_wbc: bool
-    direct_to_wbc_service: str
+    direct_to_wbc: bool  # direct-to-WBC on the biped, quick arm mode on the wheel-arm robot
     service_timeout: float
 
 
@@ -45,9 +44,8 @@ def load_backend_config(path: str | Path | None = None, **arm_mode_overrides) ->
         claw_velocity=float(data["claw"]["velocity"]),
         claw_effort=float(data["claw"]["effort"]),
         arm_mode=ArmModeConfig(
-            set_service=arm["set_service"], get_service=arm["get_service"], external=int(arm["external"]),
-            restore_if_unknown=int(arm["restore_if_unknown"]), direct_to_wbc=bool(arm["direct_to_wbc"]),
-            direct_to_wbc_service=arm["direct_to_wbc_service"], service_timeout=float(arm["service_timeout"]),
+            external=int(arm["external"]), restore_if_unknown=int(arm["restore_if_unknown"]),
+            direct_to_wbc=bool(arm["direct_to_wbc"]), service_timeout=float(arm["service_timeout"]),
         ),
         sdk_claw_deadband=float(data["sdk"]["claw_deadband"]),
         sdk_required_node=str(data["sdk"]["required_node"]),
