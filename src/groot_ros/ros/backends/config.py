@@ -23,6 +23,7 @@ class ArmModeConfig:
     direct_to_wbc: bool
     direct_to_wbc_service: str
     service_timeout: float
+    switch_timeout: float = 3.0  # s: read the mode back until it changed (Kuavo: up to 2 s)
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,10 @@ class BackendConfig:
     claw_names: tuple[str, ...]
     claw_velocity: float
     claw_effort: float
+    head_topic: str
     arm_mode: ArmModeConfig
     sdk_claw_deadband: float
+    sdk_claw_resend_s: float
     sdk_required_node: str
 
 
@@ -44,11 +47,14 @@ def load_backend_config(path: str | Path | None = None, **arm_mode_overrides) ->
         claw_names=tuple(data["claw"]["names"]),
         claw_velocity=float(data["claw"]["velocity"]),
         claw_effort=float(data["claw"]["effort"]),
+        head_topic=str((data.get("head") or {}).get("topic", "/robot_head_motion_data")),
         arm_mode=ArmModeConfig(
             set_service=arm["set_service"], get_service=arm["get_service"], external=int(arm["external"]),
             restore_if_unknown=int(arm["restore_if_unknown"]), direct_to_wbc=bool(arm["direct_to_wbc"]),
             direct_to_wbc_service=arm["direct_to_wbc_service"], service_timeout=float(arm["service_timeout"]),
+            switch_timeout=float(arm.get("switch_timeout", 3.0)),
         ),
         sdk_claw_deadband=float(data["sdk"]["claw_deadband"]),
+        sdk_claw_resend_s=float(data["sdk"].get("claw_resend_s", 0.15)),
         sdk_required_node=str(data["sdk"]["required_node"]),
     )
