@@ -25,7 +25,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger, TriggerResponse
 
 from groot_ros.core.latency import LatencyStats
-from groot_ros.core.layout import Layout, load_layout
+from groot_ros.core.layout import Layout, load_layout, read_field
 from groot_ros.core.observation import DEFAULT_TASK
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.store import ObservationStore, header_stamp
@@ -420,6 +420,13 @@ class PolicyNode:
             if sample is None:
                 return None, f"no {stream} message yet"
             messages[stream] = sample.msg
+        joints = self.layout.robot.num_joints
+        for comp in self.layout.state:  # a joint list of another robot's length parses, but means other joints
+            if joints and comp.field.endswith("joint_q"):
+                got = len(read_field(messages[comp.stream], comp.field))
+                if got != joints:
+                    return None, (f"sensor message malformed: {comp.stream} has {got} joints, robot "
+                                  f"{self.layout.robot.version} has {joints}")
         try:
             state = self.layout.state_from_messages(messages)
         except (IndexError, AttributeError, TypeError, ValueError) as exc:
