@@ -98,6 +98,11 @@ def test_topics_backend_uses_only_the_wheel_services(wheel_sim, ros_node, layout
         backend = make_backend("topics", layout, load_backend_config(direct_to_wbc=True))
         backend.start()
         assert ros_node.get_param(SIM_NS + "/arm_ctrl_mode") == 2
+        # As the node does it: the measured pose is the arm target first, then quick mode goes on.
+        measured = store.build_observation(ros_node.get_time(), "t").observation.state[:14]
+        backend.send({"arm": measured})
+        ok, message = backend.arm_mode.set_direct_to_wbc(True)
+        assert ok, message
         assert ros_node.get_param(SIM_NS + "/wbc_arm_trajectory_control") == 1  # quick mode on
 
         def arrived() -> bool:
@@ -111,7 +116,8 @@ def test_topics_backend_uses_only_the_wheel_services(wheel_sim, ros_node, layout
             sub.unregister()
     called = ros_node.get_param(SIM_NS + "/services_called")
     assert set(called) == WHEEL_SERVICES, called
-    assert called[-2:] == ["/enable_lb_arm_quick_mode", "/wheel_arm_change_arm_ctrl_mode"]  # restored on exit
+    # On exit: quick mode off, the previous mode back, then read back.
+    assert called[-3:] == ["/enable_lb_arm_quick_mode", "/wheel_arm_change_arm_ctrl_mode", "/humanoid_get_arm_ctrl_mode"]
     assert ros_node.get_param(SIM_NS + "/wbc_arm_trajectory_control") == 0
 
 

@@ -154,7 +154,11 @@ def test_sim_offers_the_kuavo_interface(sim, store, ros_node):
 def run_closed_loop(backend, store, ros_node, recorder):
     """start -> stream one chunk step until the sim's state reaches it -> shutdown."""
     before = observe(store, ros_node)
-    backend.start()
+    backend.start()  # external control, read back; direct-to-WBC stays off until the measured pose was sent
+    assert sim_mode(ros_node) == (2, 0)
+    backend.send({"arm": before.state[:14]})
+    time.sleep(0.2)
+    assert backend.arm_mode.set_direct_to_wbc(True)[0]
     assert sim_mode(ros_node) == (2, 1)
     channels = {"arm": ARM_TARGET, "claw": CLAW_TARGET, "torso": TORSO_TARGET}
     target_state = np.concatenate([ARM_TARGET, CLAW_TARGET])
@@ -166,7 +170,8 @@ def run_closed_loop(backend, store, ros_node, recorder):
 
     assert wait_until(converged, 8, every=lambda: backend.send(channels)), observe(store, ros_node).state
     after = observe(store, ros_node)
-    backend.shutdown()
+    report = backend.shutdown()
+    assert report.ok and "arm mode restored to 1 (read back)" in str(report), report
     assert sim_mode(ros_node) == (1, 0)  # auto swing back, direct-to-WBC off
     # The scene follows the arms: the head image changed.
     key = "observation.images.head_cam_h"
@@ -190,8 +195,10 @@ def test_backend_closed_loop(kind, sim, store, ros_node, recorder, layout):
     assert (twist.linear.z, twist.angular.y) == tuple(TORSO_TARGET)
     # After shutdown the arms are no longer externally controlled: they return to rest (auto swing).
     assert wait_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
-    with pytest.raises(BackendError, match="outside start"):
-        backend.send({"arm": ARM_TARGET})
+    sent = len(recorder["arm"])
+    backend.send({"arm": ARM_TARGET})  # not in external control any more: arm commands are not sent
+    time.sleep(0.2)
+    assert len(recorder["arm"]) == sent
 
 
 def test_controller_rules_arm_commands(sim, store, ros_node):

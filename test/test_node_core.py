@@ -1,4 +1,4 @@
-"""ROS-free pieces of the policy node: measured pose from state, lifecycle rules, latency statistics."""
+"""ROS-free pieces of the policy node: measured pose from state, latency statistics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from groot_ros.core.latency import LatencyStats
 from groot_ros.core.layout import LayoutError, load_layout
-from groot_ros.execution.lifecycle import IDLE, PAUSED, RUNNING, STOPPED, Lifecycle
 from groot_ros.core.paths import config_dir
 
 
@@ -33,20 +32,6 @@ def test_action_without_measured_source_is_rejected(tmp_path):
         load_layout(bad)
 
 
-def test_lifecycle_rules():
-    life = Lifecycle()
-    assert life.state == IDLE and not life.commanding
-    assert not life.request("pause").ok and not life.request("resume").ok
-    for action, expected in (("start", RUNNING), ("pause", PAUSED), ("resume", RUNNING), ("stop", STOPPED),
-                             ("start", RUNNING)):
-        t = life.request(action)
-        assert t.ok, t.message
-        life.commit(t)
-        assert life.state == expected
-    refused = life.request("start")
-    assert not refused.ok and "cannot start while running" in refused.message
-
-
 def test_latency_stats_summary():
     stats = LatencyStats(window=100)
     for v in np.linspace(0.01, 0.02, 101):
@@ -58,7 +43,7 @@ def test_latency_stats_summary():
 
 
 def test_exit_target_opens_claws_and_moves_arms_home_only():
-    from groot_ros.ros.node import exit_target
+    from groot_ros.execution.motion import exit_target
 
     layout = load_layout("depalletize", "4_pro", "sim")
     last = np.linspace(-0.5, 0.5, 18)

@@ -104,16 +104,17 @@ def test_closed_loop_rate_envelope_and_mode_restore(ros_node, tiny_checkpoint, d
         step = np.abs(np.diff(np.radians(q), axis=0)).max()
         assert step <= 1.0 * 0.01 + 1e-6 + 0.01, f"largest arm step {step:.4f} rad between commands"
 
-        assert call(rospy, "/groot_policy/stop").success
+        stopped = call(rospy, "/groot_policy/stop")
+        assert stopped.success and "arm mode restored to 1 (read back)" in stopped.message, stopped.message
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 1, "arm mode not restored by ~stop"
-        rec.wait_for(lambda s: s.state == "stopped", 5, "stopped state")
-        assert call(rospy, "/groot_policy/start").success
+        rec.wait_for(lambda s: s.state == "stopped" and "read back" in s.reason, 5, "stopped state with the restore")
+        started = call(rospy, "/groot_policy/start")
+        assert started.success, started.message
         assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
     finally:
         rec.close()
         code = stop(proc.proc)
     assert code == 0, (tmp_path / "launch.log").read_text()[-3000:]
-    assert "arm modes restored" in (tmp_path / "launch.log").read_text()
 
 
 def test_camera_dropout_holds_then_recovers(ros_node, tiny_checkpoint, tmp_path):

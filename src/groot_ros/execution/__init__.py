@@ -9,10 +9,11 @@ from groot_ros.execution.core import ExecutionCore, Tick
 from groot_ros.execution.resample import Trajectory, chunk_trajectory
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler, SubmitResult, TickInfo
-from groot_ros.execution.watchdog import Watchdog, WatchdogStatus
+from groot_ros.execution.state_machine import StateMachine, Transition
+from groot_ros.execution.watchdog import Health, Watchdog
 
 __all__ = [
     "ChunkScheduler", "ExecutionConfig", "ExecutionConfigError", "ExecutionCore", "ExecutionSettings",
-    "SafetyConfig", "SafetyEnvelope", "SubmitResult", "Tick", "TickInfo", "Trajectory", "Watchdog",
-    "WatchdogConfig", "WatchdogStatus", "chunk_trajectory", "load_execution_settings",
+    "Health", "SafetyConfig", "SafetyEnvelope", "StateMachine", "SubmitResult", "Tick", "TickInfo", "Trajectory",
+    "Transition", "Watchdog", "WatchdogConfig", "chunk_trajectory", "load_execution_settings",
 ]

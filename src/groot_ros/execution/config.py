@@ -145,10 +145,15 @@ class WatchdogConfig:
     max_inference_latency_s: float = 1.0
     auto_resume: bool = False
     resume_after_s: float = 0.5  # inputs must stay healthy this long before an automatic resume
+    max_stamp_offset_s: float = 0.5  # hold if a header stamp is this far from the message's arrival
+    frozen_camera_s: float | None = None  # hold if a camera repeats the same bytes this long (None: off)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         _positive(problems, "max_inference_latency_s", self.max_inference_latency_s)
+        _positive(problems, "max_stamp_offset_s", self.max_stamp_offset_s)
+        if self.frozen_camera_s is not None:
+            _positive(problems, "frozen_camera_s", self.frozen_camera_s)
         _positive(problems, "resume_after_s", self.resume_after_s, allow_zero=True)
         if not isinstance(self.auto_resume, bool):
             problems.append(f"auto_resume must be true or false, got {self.auto_resume!r}")
@@ -156,19 +161,65 @@ class WatchdogConfig:
 
 
 @dataclass(frozen=True)
+class StartupConfig:
+    """The start-up sequence before the policy takes over (config/execution.yaml explains each step)."""
+
+    enabled: bool = True
+    head: bool = True
+    head_yaw_deg: float = 0.0
+    head_pitch_deg: float = 20.0
+    head_settle_s: float = 1.0
+    open_claws: bool = True
+    claw_tolerance: float = 5.0
+    claw_timeout_s: float = 3.0
+    arm_pose_deg: tuple[float, ...] | None = None
+    torso_pose: tuple[float, float] | None = None
+    move_time_s: float = 5.0
+    max_joint_velocity: float = 0.3
+    tolerance_deg: float = 3.0
+    settle_timeout_s: float = 5.0
+    wbc_target_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        for name in ("head", "open_claws", "enabled"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("head_settle_s", "claw_timeout_s", "move_time_s", "settle_timeout_s",
+                     "wbc_target_s", "claw_tolerance"):
+            _positive(problems, name, getattr(self, name), allow_zero=name in ("head_settle_s", "move_time_s"))
+        for name in ("max_joint_velocity", "tolerance_deg"):
+            _positive(problems, name, getattr(self, name))
+        if self.arm_pose_deg is not None:
+            object.__setattr__(self, "arm_pose_deg", tuple(self.arm_pose_deg))
+            if len(self.arm_pose_deg) != 14 or not all(isinstance(v, (int, float)) for v in self.arm_pose_deg):
+                problems.append(f"arm_pose_deg must be 14 numbers (degrees, left arm then right) or null, "
+                                f"got {self.arm_pose_deg!r}")
+        if self.torso_pose is not None:
+            object.__setattr__(self, "torso_pose", tuple(self.torso_pose))
+            if len(self.torso_pose) != 2:
+                problems.append(f"torso_pose must be [height offset m, pitch rad] or null, got {self.torso_pose!r}")
+        _raise_if(problems, "startup")
+
+
+SECTIONS = ("execution", "safety", "watchdog", "startup")
+
+
+@dataclass(frozen=True)
 class ExecutionSettings:
     execution: ExecutionConfig = ExecutionConfig()
     safety: SafetyConfig = SafetyConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
+    startup: StartupConfig = StartupConfig()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "ExecutionSettings":
         data = dict(data or {})
-        unknown = sorted(set(data) - {"execution", "safety", "watchdog"})
+        unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise ExecutionConfigError(f"unknown execution config sections {unknown}; known: execution, safety, watchdog")
+            raise ExecutionConfigError(f"unknown execution config sections {unknown}; known: {', '.join(SECTIONS)}")
         return cls(from_dict(ExecutionConfig, data.get("execution")), from_dict(SafetyConfig, data.get("safety")),
-                   from_dict(WatchdogConfig, data.get("watchdog")))
+                   from_dict(WatchdogConfig, data.get("watchdog")), from_dict(StartupConfig, data.get("startup")))
 
 
 def load_execution_settings(path: str | Path | None = None,
@@ -179,7 +230,7 @@ def load_execution_settings(path: str | Path | None = None,
     with open(path) as f:
         data = yaml.safe_load(f)
     if data is not None and not isinstance(data, dict):
-        raise ExecutionConfigError(f"{path}: expected a mapping with sections execution, safety, watchdog")
+        raise ExecutionConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     merged = {section: dict(values or {}) for section, values in (data or {}).items()}
     for section, values in (overrides or {}).items():
         merged.setdefault(section, {}).update(values or {})

@@ -1,7 +1,9 @@
 """The per-tick sequence of the policy node, in one place: watchdog, then scheduler, then safety.
 
 The ROS node only feeds it time, the measured pose (in action space) and input health, and publishes
-what comes out; the benchmark and tests drive the very same object in simulated time.
+what comes out; the benchmark and tests drive the very same object in simulated time. Holds are the node's
+StateMachine's (passed in; a core made without one drives its own, already running): the watchdog's problems
+put it in holding, and an automatic or operator resume takes it out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler, SubmitResult
-from groot_ros.execution.watchdog import HOLDING, Watchdog, slowest_inference
+from groot_ros.execution.state_machine import HOLDING, RUNNING, StateMachine, Transition
+from groot_ros.execution.watchdog import Watchdog, slowest_inference
 from groot_ros.core.layout import Layout
 
 STARTING = "starting"
@@ -25,21 +28,23 @@ STARTING = "starting"
 class Tick:
     command: np.ndarray | None  # action vector to publish; None only before the first valid measured pose
     raw: np.ndarray | None  # what the scheduler asked for before the safety envelope (diagnostics)
-    state: str  # starting | running | holding
+    state: str  # starting (no pose yet) | running | holding | paused (the state machine's)
     source: str  # scheduler source (waiting, ramp, crossfade, lowpass, chunk, stall) or hold
-    reasons: tuple[str, ...]  # why holding / not started
+    reasons: tuple[str, ...]  # why holding or paused / not started
     chunk_id: int
 
 
 class ExecutionCore:
     """Never blocks: `tick` always returns at once with a safe command (or None before start-up)."""
 
-    def __init__(self, layout: Layout, settings: ExecutionSettings = ExecutionSettings()):
+    def __init__(self, layout: Layout, settings: ExecutionSettings = ExecutionSettings(),
+                 machine: StateMachine | None = None):
         self.layout = layout
         self.settings = settings
         self.scheduler = ChunkScheduler(layout, settings.execution)
         self.safety = SafetyEnvelope(layout, settings.safety, settings.execution.control_rate)
         self.watchdog = Watchdog(settings.watchdog)
+        self.machine = machine if machine is not None else StateMachine(RUNNING)
         self.hold_ticks = 0
         self._started = False
         self._in_hold = False
@@ -64,19 +69,25 @@ class ExecutionCore:
         if measured is not None and pose is None:
             problems.append(f"measured pose invalid (non-finite or not {self.layout.action_dim} values)")
         latency = slowest_inference(self.scheduler.stats.last_latency_s, self.scheduler.pending_since, now)
-        status = self.watchdog.update(now, problems, latency, worker_alive)
-        if status.holding:
+        health = self.watchdog.update(now, problems, latency, worker_alive)
+        machine = self.machine
+        if not health.ok:
+            machine.hold(health.problems)
+        elif machine.state == HOLDING and self.watchdog.auto_resume_due(health):
+            machine.resume()
+        state = machine.state
+        if state != RUNNING:  # holding, paused (or leaving: stopping) -> the last safe command, no chunks
             if not self._in_hold:  # stop consuming chunks; anything computed before now is stale
                 self.scheduler.reset(self.safety.last, now)
                 self._in_hold = True
             self.hold_ticks += 1
             held = self.safety.last
-            return Tick(self.safety.apply(held), held, HOLDING, "hold", status.reasons, 0)
+            return Tick(self.safety.apply(held), held, state, "hold", machine.reasons, 0)
         if self._in_hold:  # resumed: ramp the next chunk from where the robot is
             self.scheduler.reset(pose if pose is not None else self.safety.last, now)
             self._in_hold = False
         raw, info = self.scheduler.command_at(now)
-        return Tick(self.safety.apply(raw), raw, status.state, info.source, (), info.chunk_id)
+        return Tick(self.safety.apply(raw), raw, state, info.source, (), info.chunk_id)
 
     # -- inference side: called by the node's worker ---------------------------------------------------
 
@@ -87,8 +98,8 @@ class ExecutionCore:
         self.scheduler.inference_started(now)
 
     def submit(self, chunk: np.ndarray, observation_time: float, now: float) -> SubmitResult:
-        if self.watchdog.state == HOLDING:
-            return self.scheduler.reject(now, "holding: " + "; ".join(self.watchdog.reasons))
+        if self.machine.state != RUNNING:
+            return self.scheduler.reject(now, f"{self.machine.state}: {self.machine.reason()}")
         return self.scheduler.submit(chunk, observation_time, now)
 
     def inference_failed(self, now: float, error: str) -> SubmitResult:
@@ -96,11 +107,22 @@ class ExecutionCore:
 
     # -- operator ----------------------------------------------------------------------------------------
 
-    def hold(self, reason: str) -> None:
-        self.watchdog.hold(reason)
+    def pause(self, reason: str = "paused by operator") -> Transition:
+        return self.machine.pause(reason)
 
-    def resume(self) -> bool:
-        return not self.watchdog.resume().holding
+    def resume(self, now: float | None = None, sensor_problems: Sequence[str] = (),
+               worker_alive: bool = True) -> Transition:
+        """Operator resume, refused while an input is unhealthy: judged now when `now` is given (the node), else
+        as of the last tick."""
+        if now is not None:
+            latency = slowest_inference(self.scheduler.stats.last_latency_s, self.scheduler.pending_since, now)
+            self.watchdog.update(now, sensor_problems, latency, worker_alive)
+        return self.machine.resume(self.watchdog.problems)
+
+    @property
+    def started(self) -> bool:
+        """A valid measured pose has been seen (commands flow from here on)."""
+        return self._started
 
     def report(self) -> dict:
         """Counters for logs and the benchmark; `safety_summary` is the line a person reads."""
@@ -109,8 +131,8 @@ class ExecutionCore:
             "scheduler": dataclasses.asdict(stats),
             "stall_time_s": stats.stall_ticks * self.settings.execution.tick_dt,
             "hold_ticks": self.hold_ticks,
-            "watchdog": {"state": self.watchdog.state, "reasons": list(self.watchdog.reasons),
-                         "trips": self.watchdog.trips},
+            "state": {"state": self.machine.state, "reasons": list(self.machine.reasons),
+                      "trips": self.machine.trips, "problems": list(self.watchdog.problems)},
             "safety": self.safety.clamp_counts(),
             "safety_summary": self.safety.summary(),
         }

@@ -2,8 +2,15 @@
 
 Threads: a control loop at `control_rate` (never waits for the model), an inference worker (runs the model
 whenever the execution core asks for a chunk), the rospy callbacks feeding the store, and the status timer.
-All decisions (timing, blending, limits, holds) are made by the ROS-free ExecutionCore; this file moves
-data between ROS and it, and owns the lifecycle: start / pause / resume / stop / shutdown.
+All decisions (timing, blending, limits, holds) are made by the ROS-free ExecutionCore and the node's one
+StateMachine (execution/state_machine.py); this file moves data between ROS and them and runs the two
+sequences that command the robot outside the policy: the start-up sequence (head, claws, arm mode, slow move
+to the start pose, direct-to-WBC) and the exit steps (exit motion, direct-to-WBC off, arm mode restored and
+read back), each step of which runs whatever failed before it.
+
+Locks: `_lock` guards the core and the state machine for short sections only (never a sleep under it);
+`_motion_lock` is held by whoever streams commands outside the control loop (start-up, exit), so a ~stop
+during the start-up waits for the sequence to notice and end, then restores.
 """
 
 from __future__ import annotations
@@ -14,28 +21,28 @@ import traceback
 
 import numpy as np
 import rospy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger, TriggerResponse
 
+from groot_ros.core.latency import LatencyStats
+from groot_ros.core.layout import Layout, read_field
+from groot_ros.core.observation_log import ObservationLog
+from groot_ros.core.store import ObservationStore, header_stamp
 from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.core import ExecutionCore
-from groot_ros.core.latency import LatencyStats
-from groot_ros.core.layout import Layout
-from groot_ros.execution.lifecycle import PAUSED, RUNNING, STOPPED, Lifecycle
-from groot_ros.core.observation_log import ObservationLog
-from groot_ros.core.store import ObservationStore
+from groot_ros.execution.inputs import InputMonitor, digest
+from groot_ros.execution.motion import exit_target, plan_move, pose_error, start_target
+from groot_ros.execution.safety import SafetyEnvelope
+from groot_ros.execution.state_machine import RUNNING, STARTING, STOPPED, StateMachine, Transition
 from groot_ros.ros.params import NodeParams, read_params
 
 
-def exit_target(layout: Layout, last: np.ndarray, open_claws: bool, home_pose_deg: list) -> np.ndarray:
-    """The pose to move to before handing the robot back: claws open and/or arms home, the rest as it is."""
-    channels = layout.channel_values(last)
-    if open_claws and "claw" in channels:
-        channels["claw"][:] = layout.robot.claw_limits[0]
-    if len(home_pose_deg):
-        channels["arm"] = np.radians(np.asarray(home_pose_deg, dtype=np.float64))
-    return layout.action_from_channels(channels)
+class StartupFailed(RuntimeError):
+    """A start-up step failed or timed out; the message names the step."""
+
+
+class Interrupted(RuntimeError):
+    """~stop or shutdown arrived while a sequence was streaming commands."""
 
 
 class PolicyNode:
@@ -53,11 +60,15 @@ class PolicyNode:
         self.dry_run = params.dry_run
         self.seed = params.seed
         self.nominal_height = 0.0  # resolved at start, when the robot's parameters are there
-        self.lifecycle = Lifecycle()
+        self.machine = StateMachine()
         self.latency = LatencyStats()
         self.obs_log = ObservationLog(params.observation_log_dir) if params.observation_log_dir else None
         self._lock = threading.RLock()
+        self._motion_lock = threading.Lock()
+        self._abort = threading.Event()  # set by stop/shutdown: sequences end at their next tick
         self._shutting_down = threading.Event()
+        self._restore_ok: bool | None = None
+        self._pose_now: np.ndarray | None = None
         self._sequence = 0
         self._last_problems: tuple[str, ...] = ()
         self._last_chunk_obs_time: float | None = None
@@ -65,12 +76,20 @@ class PolicyNode:
         self._worker_error = ""
         self._submitted_at: dict[int, float] = {}  # chunk id -> perf_counter when accepted
         self._executing_chunk = 0
-        self.core = ExecutionCore(self.layout, self.settings)
+        self.core = ExecutionCore(self.layout, self.settings, self.machine)
+        self._start_pose = self._load_start_pose()  # before anything moves: a bad source fails the launch
+        if params.home_pose_deg:  # validated against this layout now, not on the way out
+            exit_target(self.layout, np.zeros(self.layout.action_dim), False, params.home_pose_deg)
 
         self.store = ObservationStore(self.layout, decode_size=startup.decode_size)  # JPEGs decoded no larger
+        watchdog = self.settings.watchdog
+        self.inputs = InputMonitor(watchdog.frozen_camera_s, watchdog.max_stamp_offset_s)
+        self._cameras = {c.name for c in self.layout.cameras}
+        from groot_ros.ros.diagnostics import NodeDiagnostics
         from groot_ros.ros.subscribers import subscribe_store
 
-        self._subs = subscribe_store(self.store)
+        self.diagnostics = NodeDiagnostics(self.layout, self.store.sources)
+        self._subs = subscribe_store(self.store, self._on_message)
         self.backend = None if self.dry_run else self._make_backend()
         self._publishers()
         self.runtime = self._load_runtime()
@@ -79,16 +98,13 @@ class PolicyNode:
             rospy.Service("~" + name, Trigger, handler)
         rospy.on_shutdown(self.shutdown)
 
-        if not params.start_paused:
-            result = self._start()
-            if not result.ok:
-                rospy.logerr("groot_policy: could not start: %s", result.message)
-        self._worker = threading.Thread(target=self._worker_loop, name="groot_inference", daemon=True)
-        self._worker.start()
+        self._worker = self._start_worker()
         self._control = threading.Thread(target=self._control_loop, name="groot_control", daemon=True)
         self._control.start()
         rospy.Timer(rospy.Duration(1.0 / params.status_rate), self._publish_status)
-        rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, %s)", self.lifecycle.state,
+        if not params.start_paused:
+            threading.Thread(target=self._start_logged, name="groot_startup", daemon=True).start()
+        rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, %s)", self.machine.state,
                       "none (dry run)" if self.dry_run else params.backend, self.layout.name,
                       self.settings.execution.control_rate, self.settings.execution.mode,
                       f"checkpoint {self.runtime.info.path}")
@@ -104,6 +120,26 @@ class PolicyNode:
             rospy.logwarn("groot_policy: no ~nominal_height and no /com_height: torso offsets measured against 0 m")
             value = 0.0
         return float(value)
+
+    def _load_start_pose(self) -> np.ndarray | None:
+        if not self.params.start_pose_from:
+            return None
+        from groot_ros.ros.start_pose import load_start_pose
+
+        pose = load_start_pose(self.params.start_pose_from, self.layout)
+        rospy.loginfo("groot_policy: start pose from %s: arms %s deg", self.params.start_pose_from,
+                      np.round(np.degrees(self.layout.channel_values(pose)["arm"]), 1).tolist())
+        return pose
+
+    def _on_message(self, name: str) -> None:
+        """Subscriber hook: rate/stamp diagnostics and the frozen-camera / clock-jump monitor."""
+        sample = self.store.latest(name)
+        if sample is None:
+            return
+        self.diagnostics.message(name, sample.stamp)
+        data = getattr(sample.msg, "data", None) if name in self._cameras else None
+        content = digest(bytes(data)) if data is not None and self.inputs.frozen_after_s is not None else None
+        self.inputs.update(name, sample.received, header_stamp(sample.msg), content)
 
     def _make_backend(self):
         from groot_ros.ros.backends.config import load_backend_config
@@ -150,54 +186,203 @@ class PolicyNode:
         self._chunk_pub = rospy.Publisher("~action_chunk", ActionChunk, queue_size=4)
         self._preview_pub = rospy.Publisher("~command_preview", JointState, queue_size=10)
         self._status_pub = rospy.Publisher("~status", PolicyStatus, queue_size=2, latch=True)
-        self._diag_pub = rospy.Publisher("/diagnostics", DiagnosticArray, queue_size=2)
         self._chunk_cls, self._status_cls = ActionChunk, PolicyStatus
 
-    # -- lifecycle ------------------------------------------------------------------------------------------
+    # -- start ----------------------------------------------------------------------------------------------
 
-    def _start(self):
+    def _start_logged(self) -> None:
+        result = self._start()
+        (rospy.loginfo if result.ok else rospy.logerr)("groot_policy: %s", result.message)
+
+    def _start(self) -> Transition:
+        """~start: restart a dead worker; from idle/stopped run the start-up sequence, then the policy."""
         with self._lock:
-            transition = self.lifecycle.request("start")
+            restarted = self._restart_worker_if_dead()
+            transition = self.machine.start()
             if not transition.ok:
+                if restarted:
+                    return Transition(True, self.machine.state, f"inference worker restarted ({self.machine.state})")
                 return transition
-            if self.backend is not None:
-                try:
-                    self.backend.start()
-                except Exception as exc:  # noqa: BLE001 - reported to the caller, robot untouched
-                    return type(transition)(False, self.lifecycle.state, f"backend did not start: {exc}")
+            self._abort.clear()
+            self._restore_ok = None
             self.nominal_height = self._nominal_height()
-            self.core = ExecutionCore(self.layout, self.settings)  # fresh ramp from the measured pose
-            self.lifecycle.commit(transition)
-            rospy.loginfo("groot_policy: %s%s", transition.message, " (dry run: nothing is commanded)" if self.dry_run else "")
-            return transition
-
-    def _stop(self, why: str):
+        try:
+            with self._motion_lock:
+                if self._abort.is_set():
+                    raise Interrupted("stopped before the start-up began")
+                self._startup_sequence()
+        except Interrupted as exc:
+            return Transition(False, self.machine.state, f"start-up interrupted: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any failure of a step: restore and say which
+            with self._lock:
+                self.machine.start_failed(str(exc))
+            report = self._run_exit_steps()
+            return Transition(False, self.machine.state, f"start-up failed: {exc}; {report}")
         with self._lock:
-            transition = self.lifecycle.request("stop")
+            if self.machine.state != STARTING:  # stopped meanwhile
+                return Transition(False, self.machine.state, "start-up interrupted by stop")
+            self.core = ExecutionCore(self.layout, self.settings, self.machine)  # fresh ramp from the measured pose
+            transition = self.machine.started()
+        return Transition(True, transition.state, transition.message
+                          + (" (dry run: nothing is commanded)" if self.dry_run else ""))
+
+    def _startup_sequence(self) -> None:
+        """Head, claws, arm mode, slow move to the start pose, settle, direct-to-WBC; each step bounded in time.
+        Runs under _motion_lock (not _lock): the control loop does not command while starting."""
+        if self.backend is None:
+            return  # dry run: nothing to command, modes untouched
+        cfg = self.settings.startup
+        self.backend.connect()
+        if not cfg.enabled:
+            self.backend.arm_mode.engage()
+            return
+        dt = self.settings.execution.tick_dt
+        if cfg.head:
+            self._stream(cfg.head_settle_s, lambda: self.backend.send_head(cfg.head_yaw_deg, cfg.head_pitch_deg))
+            rospy.loginfo("groot_policy: start-up: head at yaw %.0f, pitch %.0f deg", cfg.head_yaw_deg,
+                          cfg.head_pitch_deg)
+        measured = self._require_pose("the claws opened")
+        if cfg.open_claws and "claw" in self.layout.commands:
+            opened = np.full(self.layout.commands["claw"].dim, self.layout.robot.claw_limits[0])
+            target = measured.copy()
+            target[self._claw_dims] = self.layout.robot.claw_limits[0]
+            self._stream_until(cfg.claw_timeout_s, lambda: self.backend.send({"claw": opened}),
+                               lambda pose: pose_error(self.layout, pose, target, "claw") <= cfg.claw_tolerance,
+                               "claws open")
+        self.backend.arm_mode.engage()  # external control, read back (BackendError says what it read)
+        measured = self._require_pose("the arm mode switched")
+        envelope = SafetyEnvelope(self.layout, self.settings.safety, self.settings.execution.control_rate)
+        envelope.reset(measured)
+        target = start_target(self.layout, measured, cfg, self._start_pose)
+        if target is not None:
+            move = plan_move(self.layout, measured, target, cfg.move_time_s, cfg.max_joint_velocity)
+            rospy.loginfo("groot_policy: start-up: moving to the start pose over %.1f s", move.duration)
+            for waypoint in move.waypoints(dt):
+                self._send_tick(envelope.apply(waypoint))
+            tolerance = np.radians(cfg.tolerance_deg)
+            self._stream_until(cfg.settle_timeout_s, lambda: self.backend.send(self.layout.channel_values(
+                envelope.apply(target))), lambda pose: pose_error(self.layout, pose, target, "arm") <= tolerance,
+                f"arms within {cfg.tolerance_deg:g} deg of the start pose")
+        if self.backend.direct_to_wbc_wanted:
+            self._direct_to_wbc(True, cfg.wbc_target_s)
+
+    def _direct_to_wbc(self, enabled: bool, stream_s: float) -> None:
+        """The measured pose is streamed as the arm target first: Kuavo's WBC target starts at zero (or stale)."""
+        measured = self._require_pose("direct-to-WBC")
+        arm = self.layout.channel_values(measured)["arm"]
+        self._stream(stream_s, lambda: self.backend.send({"arm": arm}))
+        ok, message = self.backend.arm_mode.set_direct_to_wbc(enabled)
+        if not ok:
+            raise StartupFailed(f"direct-to-WBC {'on' if enabled else 'off'} failed: {message}")
+
+    @property
+    def _claw_dims(self) -> np.ndarray:
+        return np.concatenate([np.full(c.dim, c.channel == "claw") for c in self.layout.action])
+
+    def _require_pose(self, step: str) -> np.ndarray:
+        pose, problem = self._measured_pose()
+        if pose is None or not np.isfinite(pose).all():
+            raise StartupFailed(f"no valid measured pose before {step}: {problem or 'non-finite values'}")
+        return pose
+
+    def _send_tick(self, command: np.ndarray) -> None:
+        self._check_abort()
+        self.backend.send(self.layout.channel_values(command))
+        self._preview_pub.publish(JointState(name=self._action_names, position=list(command)))
+        time.sleep(self.settings.execution.tick_dt)
+
+    def _stream(self, seconds: float, send) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_abort()
+            send()
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(self.settings.execution.tick_dt)
+
+    def _stream_until(self, timeout: float, send, done, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_abort()
+            send()
+            pose, _problem = self._measured_pose()
+            if pose is not None and np.isfinite(pose).all() and done(pose):
+                rospy.loginfo("groot_policy: start-up: %s", what)
+                return
+            if time.monotonic() > deadline:
+                raise StartupFailed(f"not {what} within {timeout:g} s")
+            time.sleep(self.settings.execution.tick_dt)
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set() or rospy.is_shutdown() and not self._shutting_down.is_set():
+            raise Interrupted("stop requested")
+
+    # -- stop -----------------------------------------------------------------------------------------------
+
+    def _stop(self, why: str) -> Transition:
+        with self._lock:
+            transition = self.machine.stop(why)
             if not transition.ok:
                 return transition
-            was_commanding = self.lifecycle.commanding
-            self.lifecycle.commit(transition)
-            if self.backend is not None and was_commanding:
-                self._exit_motion()
-                self.backend.shutdown()
-            rospy.loginfo("groot_policy: stopped (%s); arm modes restored", why)
-            return transition
+            self._abort.set()
+        report = self._run_exit_steps()
+        return Transition(bool(self._restore_ok) or self.backend is None, self.machine.state,
+                          f"stopped ({why}); {report}")
 
-    def _exit_motion(self) -> None:
-        """Optional: open the claws and move the arms home before the arm mode is restored."""
+    def _run_exit_steps(self) -> str:
+        """Every step runs whatever failed before; the arm mode is read back. stopping -> stopped."""
+        with self._motion_lock:  # waits for a running start-up sequence to see the abort
+            self._abort.clear()  # the exit steps themselves must run
+            lines = self._exit_steps()
+            self._abort.set()
+        report = "; ".join(lines)
+        with self._lock:
+            self.machine.stopped(report)
+        (rospy.loginfo if self._restore_ok is not False else rospy.logerr)("groot_policy: %s: %s",
+                                                                            self.machine.state, report)
+        return report
+
+    def _exit_steps(self) -> list[str]:
+        if self.backend is None:
+            return ["dry run: nothing commanded, arm modes untouched"]
+        lines = []
+        for step in (self._exit_motion, self._exit_direct_to_wbc):
+            try:
+                line = step()
+                if line:
+                    lines.append(line)
+            except Exception as exc:  # noqa: BLE001 - reported; the restore below runs anyway
+                lines.append(f"{step.__name__.strip('_').replace('_', ' ')} failed: {type(exc).__name__}: {exc}")
+        try:
+            report = self.backend.shutdown()
+            self._restore_ok = report.ok
+            lines.append(str(report))
+        except Exception as exc:  # noqa: BLE001
+            self._restore_ok = False
+            lines.append(f"arm mode restore failed: {type(exc).__name__}: {exc}")
+        return lines
+
+    def _exit_motion(self) -> str:
+        """Optional: open the claws and move the arms home (through the safety envelope) before the restore."""
         last = self.core.safety.last
-        if last is None:
-            return
-        target = exit_target(self.layout, last, self.params.open_claws_on_exit, list(self.params.home_pose_deg))
+        if last is None or not self.backend.arm_mode.engaged:
+            return ""
+        target = exit_target(self.layout, last, self.params.open_claws_on_exit, self.params.home_pose_deg)
         if np.allclose(target, last):
-            return
-        duration = self.params.home_time_s
+            return ""
         rate = self.settings.execution.control_rate
-        for k in range(1, int(duration * rate) + 1):  # through the safety envelope: rate limits apply
-            cmd = self.core.safety.apply(last + (target - last) * min(1.0, k / (duration * rate)))
-            self.backend.send(self.layout.channel_values(cmd))
-            time.sleep(1.0 / rate)
+        steps = int(self.params.home_time_s * rate)
+        for k in range(1, steps + 1):
+            self._send_tick(self.core.safety.apply(last + (target - last) * min(1.0, k / steps)))
+        return "exit motion done"
+
+    def _exit_direct_to_wbc(self) -> str:
+        if not self.backend.arm_mode.direct_to_wbc_on:
+            return ""
+        self._direct_to_wbc(False, self.settings.startup.wbc_target_s)
+        return "direct-to-WBC off (after the measured pose was sent)"
+
+    # -- operator services ------------------------------------------------------------------------------------
 
     def _srv_start(self, _req):
         t = self._start()
@@ -205,19 +390,14 @@ class PolicyNode:
 
     def _srv_pause(self, _req):
         with self._lock:
-            t = self.lifecycle.request("pause")
-            if t.ok:
-                self.core.hold("paused by operator")
-                self.lifecycle.commit(t)
+            t = self.core.pause("paused by operator")
         return TriggerResponse(t.ok, t.message)
 
     def _srv_resume(self, _req):
         with self._lock:
-            t = self.lifecycle.request("resume")
-            if t.ok:
-                if not self.core.resume():
-                    return TriggerResponse(False, "inputs not healthy: " + "; ".join(self.core.watchdog.reasons))
-                self.lifecycle.commit(t)
+            t = self.core.resume(rospy.get_time(), self._refresh_problems(), self._worker.is_alive())
+        if t.ok:
+            rospy.loginfo("groot_policy: %s", t.message)
         return TriggerResponse(t.ok, t.message)
 
     def _srv_stop(self, _req):
@@ -225,27 +405,49 @@ class PolicyNode:
         return TriggerResponse(t.ok, t.message)
 
     def shutdown(self) -> None:
-        """Ctrl-C, roslaunch kill: stop commanding and restore the robot, even while the model is mid-call."""
+        """Ctrl-C, SIGTERM, roslaunch kill: stop commanding and restore the robot, even while the model is mid-call."""
         if self._shutting_down.is_set():
             return
         self._shutting_down.set()
-        if self.lifecycle.state != STOPPED:
-            self._stop("node shutting down")
+        result = self._stop("node shutting down")
+        if not result.ok and self.machine.state != STOPPED:
+            rospy.logwarn("groot_policy: shutdown: %s", result.message)
 
     # -- control loop ---------------------------------------------------------------------------------------
 
-    def _measured_pose(self) -> np.ndarray | None:
+    def _measured_pose(self) -> tuple[np.ndarray | None, str]:
+        """The pose in action space, or None and why (a missing stream, a malformed message)."""
         messages = {}
         for stream in self.layout.used_streams():
             sample = self.store.latest(stream)
             if sample is None:
-                return None
+                return None, f"no {stream} message yet"
             messages[stream] = sample.msg
+        joints = self.layout.robot.num_joints
+        for comp in self.layout.state:  # a joint list of another robot's length parses, but means other joints
+            if joints and comp.field.endswith("joint_q"):
+                got = len(read_field(messages[comp.stream], comp.field))
+                if got != joints:
+                    return None, (f"sensor message malformed: {comp.stream} has {got} joints, robot "
+                                  f"{self.layout.robot.version} has {joints}")
         try:
             state = self.layout.state_from_messages(messages)
-        except (IndexError, AttributeError, TypeError, ValueError):
-            return None
-        return self.layout.measured_action(state, self.nominal_height)
+        except (IndexError, AttributeError, TypeError, ValueError) as exc:
+            return None, f"sensor message malformed ({type(exc).__name__}: {exc}); layout {self.layout.name} expects " \
+                         f"{self.layout.robot.num_joints} joints for robot {self.layout.robot.version}"
+        return self.layout.measured_action(state, self.nominal_height), ""
+
+    def _refresh_problems(self) -> list[str]:
+        """Every input problem now (called under _lock): stale/missing streams, malformed messages, frozen
+        cameras, clock jumps. The watchdog adds inference and worker problems."""
+        now = rospy.get_time()
+        problems = [str(p) for p in self.store.freshness_problems(now)] + self.inputs.problems(now)
+        pose, problem = self._measured_pose()
+        if problem and self.core.started:
+            problems.append(problem)
+        self._pose_now = pose
+        self._last_problems = tuple(problems)
+        return problems
 
     def _control_loop(self) -> None:
         dt = self.settings.execution.tick_dt
@@ -258,8 +460,10 @@ class PolicyNode:
             last_tick = now_perf
             try:
                 self._control_tick()
-            except Exception:  # noqa: BLE001 - a bug must not leave the robot without commands silently
-                rospy.logerr_throttle(1.0, "groot_policy: control tick failed:\n" + traceback.format_exc())
+            except Exception as exc:  # noqa: BLE001 - a bug must not look like running: hold and say why
+                with self._lock:
+                    self.machine.hold([f"control tick failed: {type(exc).__name__}: {exc}"])
+                rospy.logerr_throttle(1.0, "groot_policy: control tick failed (holding):\n" + traceback.format_exc())
             next_t += dt
             delay = next_t - time.perf_counter()
             if delay > 0:
@@ -269,13 +473,11 @@ class PolicyNode:
 
     def _control_tick(self) -> None:
         with self._lock:
-            if not self.lifecycle.commanding or self._shutting_down.is_set():
+            if not self.machine.commanding or self._shutting_down.is_set():
                 return
-            now = rospy.get_time()
             t0 = time.perf_counter()
-            problems = [str(p) for p in self.store.freshness_problems(now)]
-            tick = self.core.tick(now, self._measured_pose(), problems, self._worker.is_alive())
-            self._last_problems = tuple(problems) or tuple(tick.reasons)
+            problems = self._refresh_problems()
+            tick = self.core.tick(rospy.get_time(), self._pose_now, problems, self._worker.is_alive())
             if tick.command is None:
                 return
             if tick.chunk_id != self._executing_chunk:
@@ -292,6 +494,27 @@ class PolicyNode:
 
     # -- inference worker -----------------------------------------------------------------------------------
 
+    def _start_worker(self) -> threading.Thread:
+        worker = threading.Thread(target=self._worker_main, name="groot_inference", daemon=True)
+        worker.start()
+        return worker
+
+    def _restart_worker_if_dead(self) -> bool:
+        if self._worker.is_alive() or self._shutting_down.is_set():
+            return False
+        rospy.logwarn("groot_policy: restarting the inference worker (it died: %s)", self._worker_error)
+        self._worker_error = ""
+        self._worker = self._start_worker()
+        return True
+
+    def _worker_main(self) -> None:
+        """The worker dies on a bug outside the model call; the watchdog then holds with the reason."""
+        try:
+            self._worker_loop()
+        except Exception as exc:  # noqa: BLE001 - recorded for ~status; ~start restarts the worker
+            self._worker_error = f"worker died: {type(exc).__name__}: {exc}"
+            rospy.logerr("groot_policy: inference " + self._worker_error + "\n" + traceback.format_exc())
+
     def _worker_loop(self) -> None:
         # Never faster than the model's own rate: during a hold the core keeps asking (to see latency
         # recover), and back-to-back inferences would starve the rest of the machine.
@@ -300,7 +523,7 @@ class PolicyNode:
         while not self._shutting_down.is_set() and not rospy.is_shutdown():
             now = rospy.get_time()
             with self._lock:
-                wanted = self.lifecycle.state in (RUNNING, PAUSED) and self.core.wants_inference(now)
+                wanted = self.machine.state == RUNNING and self.core.wants_inference(now)
             if not wanted or now - last_start < min_interval:
                 time.sleep(0.002)
                 continue
@@ -361,13 +584,15 @@ class PolicyNode:
     # -- status and diagnostics -----------------------------------------------------------------------------
 
     def _publish_status(self, _event=None) -> None:
+        from groot_ros.ros.diagnostics import Snapshot
+
         with self._lock:
             report = self.core.report()
-            watchdog = report["watchdog"]
-            state = self.lifecycle.state
-            if state == RUNNING and watchdog["state"] == "holding":
-                state = "holding"
-            reason = "; ".join(watchdog["reasons"]) or (f"inference failing: {self._worker_error}" if self._worker_error else "")
+            state = self.machine.state
+            reason = self.machine.reason()
+            if self._worker_error and self._worker_error not in reason:
+                reason = "; ".join(r for r in (reason, f"inference: {self._worker_error}") if r)
+            problems = list(self._last_problems) if self.machine.commanding else []
         now = rospy.get_time()
         clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())
         msg = self._status_cls()
@@ -378,27 +603,15 @@ class PolicyNode:
         msg.clamps = int(clamps)
         msg.inference_latency = self._last_latency
         msg.chunk_age = now - self._last_chunk_obs_time if self._last_chunk_obs_time else -1.0
-        msg.stale_streams = list(self._last_problems)
+        msg.stale_streams = problems
         self._status_pub.publish(msg)
-        self._publish_diagnostics(msg, report)
-
-    def _publish_diagnostics(self, status, report: dict) -> None:
-        level = DiagnosticStatus.OK if status.state in ("running", "idle", "stopped") else DiagnosticStatus.WARN
-        if status.stale_streams and status.state == "holding":
-            level = DiagnosticStatus.ERROR
-        values = {
-            "state": status.state, "dry_run": str(self.dry_run), "chunks": str(status.chunks),
-            "stall_ticks": str(status.stalls), "clamps": str(status.clamps),
-            "chunk_age_s": f"{status.chunk_age:.3f}", "stale_streams": "; ".join(status.stale_streams),
-            "safety": report["safety_summary"], "worker_error": self._worker_error,
-        }
-        values.update(self.latency.summary())
-        diag = DiagnosticStatus(level=level, name="groot_policy", hardware_id=self.layout.robot.version,
-                                message=status.reason or status.state,
-                                values=[KeyValue(k, v) for k, v in values.items()])
-        array = DiagnosticArray(status=[diag])
-        array.header.stamp = status.header.stamp
-        self._diag_pub.publish(array)
+        values = {"chunks": str(msg.chunks), "stall_ticks": str(msg.stalls), "holds": str(report["state"]["trips"]),
+                  "chunk_age_s": f"{msg.chunk_age:.3f}", "input_problems": "; ".join(problems),
+                  "worker_error": self._worker_error, **self.latency.summary()}
+        self.diagnostics.update(Snapshot(
+            state=state, reason=reason, dry_run=self.dry_run, values=values, inference_latency_s=self._last_latency,
+            max_inference_latency_s=self.settings.watchdog.max_inference_latency_s, clamps=int(clamps),
+            safety_summary=report["safety_summary"], restore_ok=self._restore_ok))
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ class NodeParams:
     open_claws_on_exit: bool = False
     home_pose_deg: tuple[float, ...] = ()
     home_time_s: float = 3.0
+    start_pose_from: str = ""  # "" (config/execution.yaml startup), DATASET[:episode] or a .bag
     launch_dir: Path = Path(".")
 
 
@@ -79,6 +80,16 @@ def _name_or_path(value: Any, base: Path) -> str:
     if text.endswith((".yaml", ".yml")) or "/" in text:
         return str(resolve_path(text, base, "yaml", [], must_exist=False))
     return text
+
+
+def _start_pose_source(text: str, base: Path, problems: list[str]) -> str:
+    """DATASET[:episode] or BAG, resolved against `base`; the episode suffix is kept."""
+    if not text.strip():
+        return ""
+    head, sep, tail = text.rpartition(":")
+    path, suffix = (head, sep + tail) if sep and tail.isdigit() else (text, "")
+    resolved = resolve_path(path, base, "~start_pose_from", problems)
+    return f"{resolved}{suffix}" if resolved is not None else ""
 
 
 def parse_params(raw: Mapping[str, Any]) -> NodeParams:
@@ -120,6 +131,7 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
         problems.append(f"~execution must be a dict of sections, got {type(overrides).__name__}")
         overrides = {}
     seed = int(number("seed", -1, int))
+    start_pose_from = _start_pose_source(str(raw.get("start_pose_from", "") or ""), base, problems)
     nominal = raw.get("nominal_height", None)
     params = NodeParams(
         checkpoint=checkpoint or Path(""),
@@ -152,6 +164,7 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
         open_claws_on_exit=bool(raw.get("open_claws_on_exit", False)),
         home_pose_deg=home_pose,
         home_time_s=number("home_time_s", 3.0, float, minimum=0.1),
+        start_pose_from=start_pose_from,
         launch_dir=base,
     )
     if problems:

@@ -2,7 +2,14 @@
 
 It models the controller's interface rules that matter to a client (arm commands only act in external
 control mode; a /kuavo_arm_traj message without exactly 14 names is rejected; targets are clipped to the
-URDF limits) and nothing else: no dynamics of the body, no contact, no latency model.
+URDF limits) and the hazards a client must handle as Kuavo's controller presents them:
+- the switch to external arm control takes effect `arm_mode_switch_s` after the service answered (Kuavo: up
+  to 2 s while the controller syncs the MPC arm target); arm commands before that are ignored;
+- the direct-to-WBC arm target starts at zero and is only moved by arm commands: switching direct-to-WBC on
+  before a command at the measured pose drives the arms toward zero (or a stale target), and switching it
+  off hands the last such target back to the MPC path;
+- a claw command that arrives while the claw moves is dropped unless commands stream less than 200 ms apart.
+Nothing else: no dynamics of the body, no contact, no latency model.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ ARM_FIXED, ARM_AUTO_SWING, ARM_EXTERNAL = 0, 1, 2
 ARM_MODES = {ARM_FIXED: "keep pose", ARM_AUTO_SWING: "auto swing", ARM_EXTERNAL: "external control"}
 ARM_DOF = 14
 CLAW_RANGE = (0.0, 100.0)
+CLAW_STREAM_S = 0.2  # Kuavo's claw controller: commands closer than this count as a stream
+CLAW_MOVING = 0.5  # claw units from its target: still moving
+HEAD_LIMITS_DEG = ((-80.0, 80.0), (-25.0, 25.0))  # yaw, pitch
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class SimConfig:
     torso_tau: float = 0.3
     nominal_height: float = 0.8328
     initial_arm_mode: int = ARM_AUTO_SWING
+    arm_mode_switch_s: float = 1.0
     rate: float = 200.0
     camera_rate: float = 10.0
     image_size: tuple[int, int] = (96, 128)
@@ -57,6 +68,7 @@ def load_sim_config(path: str | Path | None = None, robot: str | None = None) ->
         torso_tau=float(dyn.get("torso_tau", 0.3)),
         nominal_height=float(data.get("nominal_height", 0.8328)),
         initial_arm_mode=int(data.get("initial_arm_mode", ARM_AUTO_SWING)),
+        arm_mode_switch_s=float(data.get("arm_mode_switch_s", 1.0)),
         rate=float(data.get("rate", 200.0)),
         camera_rate=float(data.get("camera_rate", 10.0)),
         image_size=tuple(int(v) for v in data.get("image_size", (96, 128))),
@@ -76,6 +88,8 @@ class SimSnapshot:
     arm_mode: int
     direct_to_wbc: bool
     time: float
+    head_deg: tuple[float, float] = (0.0, 0.0)  # yaw, pitch as last commanded
+    claw_moving: tuple[bool, bool] = (False, False)  # lejuClawState: kMoving while away from the target
 
 
 class KuavoSimCore:
@@ -96,7 +110,12 @@ class KuavoSimCore:
         self._torso = np.zeros(2)
         self._torso_target = np.zeros(2)
         self._mode = config.initial_arm_mode
+        self._pending_mode: tuple[int, float] | None = None  # (mode, sim time it takes effect)
         self._direct_to_wbc = False
+        self._wbc_target = np.zeros(ARM_DOF)  # humanoidController zero-initialises it
+        self._last_claw_command = -float("inf")
+        self.claw_commands_dropped = 0
+        self._head = (0.0, 0.0)
         self._time = 0.0
         self._lock = threading.Lock()
 
@@ -113,13 +132,29 @@ class KuavoSimCore:
             if self._mode != ARM_EXTERNAL:
                 return f"ignored: arm mode {self._mode} ({ARM_MODES[self._mode]}), commands act only in mode {ARM_EXTERNAL}"
             self._arm_target = np.clip(target, self._limits[:, 0], self._limits[:, 1])
+            self._wbc_target = self._arm_target.copy()
         return None
 
     def command_claw(self, positions: Sequence[float]) -> str | None:
         if len(positions) != 2 or not np.all(np.isfinite(positions)):
             return f"rejected: claw command needs 2 finite positions, got {list(positions)}"
         with self._lock:
+            since = self._time - self._last_claw_command
+            self._last_claw_command = self._time
+            moving = float(np.max(np.abs(self._claw_target - self._claw))) > CLAW_MOVING
+            if moving and since >= CLAW_STREAM_S:
+                self.claw_commands_dropped += 1
+                return (f"dropped: the claw is moving and the last command was {since:.2f} s ago "
+                        f"(stream commands < {CLAW_STREAM_S:g} s apart)")
             self._claw_target = np.clip(np.asarray(positions, dtype=np.float64), *CLAW_RANGE)
+        return None
+
+    def command_head(self, yaw_deg: float, pitch_deg: float) -> str | None:
+        if not (math.isfinite(yaw_deg) and math.isfinite(pitch_deg)):
+            return "rejected: non-finite head command"
+        (ylo, yhi), (plo, phi) = HEAD_LIMITS_DEG
+        with self._lock:
+            self._head = (float(np.clip(yaw_deg, ylo, yhi)), float(np.clip(pitch_deg, plo, phi)))
         return None
 
     def command_torso(self, height_offset: float, pitch: float) -> str | None:
@@ -132,18 +167,27 @@ class KuavoSimCore:
         return None
 
     def set_arm_mode(self, mode: int) -> tuple[bool, str]:
+        """Accepted at once; a switch to external control takes effect `arm_mode_switch_s` later."""
         if mode not in ARM_MODES:
             return False, f"unknown arm mode {mode}; known: {ARM_MODES}"
         with self._lock:
-            self._mode = mode
-            # Entering external control holds the current pose until a command arrives (no jump);
-            # auto swing brings the arms back to rest; keep pose freezes them.
-            current = self._q[self._arm].copy()
-            self._arm_target = self._rest.copy() if mode == ARM_AUTO_SWING else current
+            if mode == ARM_EXTERNAL and self._mode != ARM_EXTERNAL and self.config.arm_mode_switch_s > 0:
+                self._pending_mode = (mode, self._time + self.config.arm_mode_switch_s)
+                return True, f"arm mode {mode} ({ARM_MODES[mode]}) in {self.config.arm_mode_switch_s:g} s"
+            self._apply_mode(mode)
         return True, f"arm mode {mode} ({ARM_MODES[mode]})"
+
+    def _apply_mode(self, mode: int) -> None:
+        self._mode, self._pending_mode = mode, None
+        # Entering external control holds the current pose until a command arrives (no jump);
+        # auto swing brings the arms back to rest; keep pose freezes them.
+        current = self._q[self._arm].copy()
+        self._arm_target = self._rest.copy() if mode == ARM_AUTO_SWING else current
 
     def set_direct_to_wbc(self, enabled: bool) -> None:
         with self._lock:
+            if self._direct_to_wbc and not enabled:
+                self._arm_target = self._wbc_target.copy()  # the MPC path continues from the last target
             self._direct_to_wbc = enabled
 
     @property
@@ -154,11 +198,19 @@ class KuavoSimCore:
     def direct_to_wbc(self) -> bool:
         return self._direct_to_wbc
 
+    @property
+    def head_deg(self) -> tuple[float, float]:
+        return self._head
+
     def step(self, dt: float) -> SimSnapshot:
         cfg = self.config
         with self._lock:
             prev = self._q.copy()
-            if self._mode != ARM_FIXED:
+            if self._pending_mode is not None and self._time >= self._pending_mode[1]:
+                self._apply_mode(self._pending_mode[0])
+            if self._mode == ARM_EXTERNAL and self._direct_to_wbc:  # the WBC tracks its own (zero-initialised) target
+                self._q[self._arm] += (self._wbc_target - self._q[self._arm]) * _gain(dt, cfg.arm_tau)
+            elif self._mode != ARM_FIXED:
                 self._q[self._arm] += (self._arm_target - self._q[self._arm]) * _gain(dt, cfg.arm_tau)
             self._claw += (self._claw_target - self._claw) * _gain(dt, cfg.claw_tau)
             self._torso += (self._torso_target - self._torso) * _gain(dt, cfg.torso_tau)
@@ -167,7 +219,8 @@ class KuavoSimCore:
             return SimSnapshot(q=self._q.copy(), dq=self._dq.copy(), arm=self._q[self._arm].copy(),
                                claw=self._claw.copy(), torso=self._torso.copy(),
                                base_height=cfg.nominal_height + self._torso[0], arm_mode=self._mode,
-                               direct_to_wbc=self._direct_to_wbc, time=self._time)
+                               direct_to_wbc=self._direct_to_wbc, time=self._time, head_deg=self._head,
+                               claw_moving=tuple(bool(v) for v in np.abs(self._claw_target - self._claw) > CLAW_MOVING))
 
 
 def _gain(dt: float, tau: float) -> float:

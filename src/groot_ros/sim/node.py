@@ -7,8 +7,9 @@ layout, the ROS params and the controller services of that version), ~config (de
 ~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
 cameras draw the box, default [0, 0]; read again for every frame, so a demonstration recorder can move it
 between episodes).
-It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests, and
-every service called in ~services_called (a list, in call order).
+It reports its state in ~arm_ctrl_mode, ~wbc_arm_trajectory_control, ~head_deg and ~claw_commands_dropped
+(params) for observers and tests, and every service called in ~services_called (a list, in call order); the
+hazards it reproduces are listed in sim/core.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import rospy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float64MultiArray
@@ -37,7 +39,8 @@ IMU_STILL = {"imu_lin_acc": [0.0, 0.0, 9.81], "imu_ang_vel": [0.0, 0.0, 0.0]}
 CLAW_SERVICE = "/control_robot_leju_claw"
 GAIT_NAME_SERVICE = "/humanoid_get_current_gait_name"
 MPC_OBSERVATION_TOPIC = "/humanoid_mpc_observation"  # the SDK waits for it; same content as the WBC one here
-CLAW_REACHED = 2  # lejuClawState.kReached
+HEAD_TOPIC = "/robot_head_motion_data"
+CLAW_MOVING, CLAW_REACHED = 1, 2  # lejuClawState.kMoving, kReached
 
 
 def run_gait_node() -> None:
@@ -81,10 +84,13 @@ class LoopbackSim:
         self.subs = [rospy.Subscriber(spec.topic, message_class(spec.msg_type), handlers[ch], callback_args=spec,
                                       queue_size=10, tcp_nodelay=True)
                      for ch, spec in self.layout.commands.items()]
+        self.subs.append(rospy.Subscriber(HEAD_TOPIC, message_class("kuavo_msgs/robotHeadMotionData"), self._on_head,
+                                          queue_size=2))
         self.services = self._services()
         biped = self.cfg.sdk_params.get("robot_type") != WHEEL_ROBOT_TYPE
         self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"]) if biped else None
         rospy.on_shutdown(self._stop_gait_node)
+        self._noise = np.random.default_rng()
         self.camera_timer = rospy.Timer(rospy.Duration(1.0 / self.cfg.camera_rate), self._publish_cameras)
 
     def _services(self) -> list[rospy.Service]:
@@ -118,6 +124,7 @@ class LoopbackSim:
         self._publish_modes()
 
     def _publish_modes(self) -> None:
+        self._published_mode = self.core.arm_mode
         rospy.set_param("~arm_ctrl_mode", self.core.arm_mode)
         rospy.set_param("~wbc_arm_trajectory_control", int(self.core.direct_to_wbc))
 
@@ -141,6 +148,15 @@ class LoopbackSim:
         reason = self.core.command_claw(spec.values_from_message(msg))
         if reason:
             rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
+            rospy.set_param("~claw_commands_dropped", self.core.claw_commands_dropped)
+
+    def _on_head(self, msg) -> None:
+        values = list(msg.joint_data)
+        reason = self.core.command_head(*values[:2]) if len(values) == 2 else f"rejected: {len(values)} values, need [yaw, pitch]"
+        if reason:
+            rospy.logwarn_throttle(1.0, f"{HEAD_TOPIC}: {reason}")
+        else:
+            rospy.set_param("~head_deg", list(self.core.head_deg))
 
     def _on_torso(self, msg, spec: CommandSpec) -> None:
         reason = self.core.command_torso(*spec.values_from_message(msg))
@@ -171,6 +187,8 @@ class LoopbackSim:
 
     def _on_claw_service(self, req):
         reason = self.core.command_claw(list(req.data.position))
+        if reason:
+            rospy.set_param("~claw_commands_dropped", self.core.claw_commands_dropped)
         return km.controlLejuClawResponse(success=reason is None, message=reason or "")
 
     # --- publishing -----------------------------------------------------------------------------------
@@ -181,6 +199,8 @@ class LoopbackSim:
             now = rospy.get_time()
             self._snapshot = snap = self.core.step(max(now - last, 0.0))
             last = now
+            if snap.arm_mode != self._published_mode:  # a delayed switch took effect
+                self._publish_modes()
             self._publish_state(snap, rospy.Time.now())
             try:
                 rate.sleep()
@@ -199,7 +219,7 @@ class LoopbackSim:
 
         claws = km.lejuClawState()
         claws.header.stamp = stamp
-        claws.state = [CLAW_REACHED, CLAW_REACHED]
+        claws.state = [CLAW_MOVING if moving else CLAW_REACHED for moving in snap.claw_moving]
         claws.data.name = ["left_claw", "right_claw"]
         claws.data.position = snap.claw.tolist()
         claws.data.velocity = [0.0, 0.0]
@@ -221,6 +241,9 @@ class LoopbackSim:
         box = tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
         for name, raw_pub, jpeg_pub in self.cameras:
             img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, box)
+            # sensor noise in the top row, as a real camera has: a standing robot never sends identical frames,
+            # so the node's frozen-camera check (watchdog frozen_camera_s) judges the stand-in as it would a robot
+            img[0] = self._noise.integers(0, 256, img[0].shape, dtype=np.uint8)
             if raw_pub is not None and raw_pub.get_num_connections():
                 msg = Image(**encode_rgb8(img))
                 msg.header.stamp, msg.header.frame_id = stamp, name

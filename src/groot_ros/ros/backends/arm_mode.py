@@ -4,17 +4,36 @@ The reference deployment switched to external control and direct-to-WBC on start
 back, leaving the arms frozen in external mode (and bypassing MPC smoothing) for whoever came next.
 The services are the robot version's (config/robots/*.yaml): the biped's /arm_traj_change_mode and
 direct-to-WBC, the wheel-arm's /wheel_arm_change_arm_ctrl_mode and quick mode (std_srvs/SetBool).
+
+Order matters on Kuavo (humanoidController): the direct-to-WBC arm target is zero-initialised, so switching it
+on before an arm target at the measured pose has been published drives the arms toward zero (or a stale
+target). This class therefore only switches; the caller (the node's start-up and exit sequences) streams the
+measured pose first, then calls `set_direct_to_wbc`. The switch to external control takes the controller up to
+2 s, so `engage` reads the mode back until it says so; `restore` reads it back too and reports what it found.
 """
 
 from __future__ import annotations
 
-import rospy
+import time
+from dataclasses import dataclass
 
+import rospy
 from std_srvs.srv import SetBool
 
 from groot_ros.core.layout import RobotServices
 from groot_ros.ros.backends.config import ArmModeConfig, BackendError
 from groot_ros.ros.messages import changeArmCtrlMode
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What the exit did to the arm mode, as read back from the controller (never what we hoped)."""
+
+    ok: bool  # direct-to-WBC off (if it was on) and the mode read back equals the one we restored
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "; ".join(self.lines)
 
 
 class ArmModeSwitch:
@@ -25,51 +44,81 @@ class ArmModeSwitch:
         self.services = services
         self.previous_mode: int | None = None
         self._engaged = False
-        self._direct_to_wbc = False
+        self.direct_to_wbc_on = False
+
+    @property
+    def engaged(self) -> bool:
+        return self._engaged
 
     def engage(self) -> None:
+        """External control, verified by reading the mode back within `switch_timeout` s."""
         cfg = self.config
         self.previous_mode = self._read_mode()
         ok, message = self._call(self.services.arm_mode, cfg.external)
         if not ok:
-            raise BackendError(f"cannot switch the arms to external control ({cfg.external}) via {self.services.arm_mode}: {message}")
+            raise BackendError(f"cannot switch the arms to external control ({cfg.external}) via "
+                               f"{self.services.arm_mode}: {message}")
         self._engaged = True
-        if cfg.direct_to_wbc:
-            ok, message = self._quick_mode(True)
-            if not ok:
-                self.restore()
-                raise BackendError(f"cannot enable direct-to-WBC arm control via {self.services.quick_mode}: {message}")
-            self._direct_to_wbc = True
-        rospy.loginfo(f"arm control mode {self.previous_mode} -> {cfg.external} (external)"
-                      + (", direct-to-WBC on" if self._direct_to_wbc else ""))
+        mode = self._wait_for_mode(cfg.external, cfg.switch_timeout)
+        if mode != cfg.external:
+            report = self.restore()
+            raise BackendError(f"arm mode reads {mode} {cfg.switch_timeout:g} s after switching to external control "
+                               f"({cfg.external}) via {self.services.arm_mode}; {report}")
+        rospy.loginfo(f"arm control mode {self.previous_mode} -> {cfg.external} (external, read back)")
 
-    def restore(self) -> None:
-        """Idempotent; logs rather than raises, so every step runs even when one fails."""
-        cfg = self.config
-        if self._direct_to_wbc:
-            ok, message = self._quick_mode(False)
-            if ok:
-                self._direct_to_wbc = False
-            else:
-                rospy.logerr(f"direct-to-WBC arm control may still be ON: {self.services.quick_mode}: {message}")
-        if not self._engaged:
-            return
-        mode = self.previous_mode if self.previous_mode is not None else cfg.restore_if_unknown
-        ok, message = self._call(self.services.arm_mode, mode)
+    def set_direct_to_wbc(self, enabled: bool) -> tuple[bool, str]:
+        """Direct-to-WBC (biped) or quick arm mode (wheel-arm). Call only with the measured pose already published
+        as the arm target (see the module doc)."""
+        ok, message = self._quick_mode(enabled)
         if ok:
-            self._engaged = False
-            rospy.loginfo(f"arm control mode restored to {mode}"
-                          + ("" if self.previous_mode is not None else " (previous mode unknown)"))
-        else:
-            rospy.logerr(f"arms may still be in external control: restoring mode {mode} via {self.services.arm_mode} failed: {message}")
+            self.direct_to_wbc_on = enabled
+            rospy.loginfo(f"direct-to-WBC arm control {'on' if enabled else 'off'} via {self.services.quick_mode}")
+        return ok, message
 
-    def _read_mode(self) -> int | None:
+    def restore(self) -> RestoreReport:
+        """Idempotent; never raises, so every exit step runs. Direct-to-WBC off, the previous mode back, and the
+        mode read back: the report says what the controller answered, not what was asked."""
+        cfg = self.config
+        lines: list[str] = []
+        ok = True
+        if self.direct_to_wbc_on:
+            done, message = self.set_direct_to_wbc(False)
+            if not done:
+                ok = False
+                lines.append(f"direct-to-WBC arm control may still be ON ({self.services.quick_mode}: {message})")
+        if not self._engaged:
+            return RestoreReport(ok, tuple(lines) or ("arm mode untouched",))
+        mode = self.previous_mode if self.previous_mode is not None else cfg.restore_if_unknown
+        called, message = self._call(self.services.arm_mode, mode)
+        read = self._wait_for_mode(mode, cfg.switch_timeout) if called else self._read_mode(quiet=True)
+        if read == mode:
+            self._engaged = False
+            lines.append(f"arm mode restored to {mode} (read back)"
+                         + ("" if self.previous_mode is not None else ", previous mode unknown"))
+        else:
+            ok = False
+            lines.append(f"arm mode NOT restored: asked for {mode} via {self.services.arm_mode} "
+                         f"({'accepted' if called else 'failed: ' + message}), reads "
+                         f"{'nothing (no answer)' if read is None else read}")
+        (rospy.loginfo if ok else rospy.logerr)("groot_policy: " + "; ".join(lines))
+        return RestoreReport(ok, tuple(lines))
+
+    def _wait_for_mode(self, mode: int, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            read = self._read_mode(quiet=True)
+            if read == mode or time.monotonic() > deadline or rospy.is_shutdown() and read is None:
+                return read
+            time.sleep(0.05)
+
+    def _read_mode(self, quiet: bool = False) -> int | None:
         try:
             rospy.wait_for_service(self.services.arm_mode_get, timeout=self.config.service_timeout)
             return int(rospy.ServiceProxy(self.services.arm_mode_get, changeArmCtrlMode)().mode)
-        except (rospy.ROSException, rospy.ServiceException) as exc:
-            rospy.logwarn(f"cannot read the arm control mode from {self.services.arm_mode_get} ({exc}); "
-                          f"will restore mode {self.config.restore_if_unknown} on shutdown")
+        except (rospy.ROSException, rospy.ServiceException, OSError) as exc:
+            if not quiet:
+                rospy.logwarn(f"cannot read the arm control mode from {self.services.arm_mode_get} ({exc}); "
+                              f"will restore mode {self.config.restore_if_unknown} on shutdown")
             return None
 
     def _quick_mode(self, on: bool) -> tuple[bool, str]:
@@ -81,7 +130,7 @@ class ArmModeSwitch:
             rospy.wait_for_service(service, timeout=self.config.service_timeout)
             resp = rospy.ServiceProxy(service, SetBool)(data=on)
             return bool(resp.success), resp.message
-        except (rospy.ROSException, rospy.ServiceException) as exc:
+        except (rospy.ROSException, rospy.ServiceException, OSError) as exc:
             return False, str(exc)
 
     def _call(self, service: str, mode: int) -> tuple[bool, str]:
@@ -89,5 +138,5 @@ class ArmModeSwitch:
             rospy.wait_for_service(service, timeout=self.config.service_timeout)
             resp = rospy.ServiceProxy(service, changeArmCtrlMode)(control_mode=mode)
             return bool(resp.result), resp.message
-        except (rospy.ROSException, rospy.ServiceException) as exc:
+        except (rospy.ROSException, rospy.ServiceException, OSError) as exc:
             return False, str(exc)

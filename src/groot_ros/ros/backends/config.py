@@ -22,6 +22,7 @@ class ArmModeConfig:
     restore_if_unknown: int
     direct_to_wbc: bool  # direct-to-WBC on the biped, quick arm mode on the wheel-arm robot
     service_timeout: float
+    switch_timeout: float = 3.0  # s: read the mode back until it changed (Kuavo: up to 2 s)
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,10 @@ class BackendConfig:
     claw_names: tuple[str, ...]
     claw_velocity: float
     claw_effort: float
+    head_topic: str
     arm_mode: ArmModeConfig
     sdk_claw_deadband: float
+    sdk_claw_resend_s: float
     sdk_required_node: str
 
 
@@ -43,10 +46,13 @@ def load_backend_config(path: str | Path | None = None, **arm_mode_overrides) ->
         claw_names=tuple(data["claw"]["names"]),
         claw_velocity=float(data["claw"]["velocity"]),
         claw_effort=float(data["claw"]["effort"]),
+        head_topic=str((data.get("head") or {}).get("topic", "/robot_head_motion_data")),
         arm_mode=ArmModeConfig(
             external=int(arm["external"]), restore_if_unknown=int(arm["restore_if_unknown"]),
             direct_to_wbc=bool(arm["direct_to_wbc"]), service_timeout=float(arm["service_timeout"]),
+            switch_timeout=float(arm.get("switch_timeout", 3.0)),
         ),
         sdk_claw_deadband=float(data["sdk"]["claw_deadband"]),
+        sdk_claw_resend_s=float(data["sdk"].get("claw_resend_s", 0.15)),
         sdk_required_node=str(data["sdk"]["required_node"]),
     )

@@ -1,0 +1,46 @@
+"""The start pose of the start-up sequence from a recording: a LeRobot dataset's first action of an episode
+(start_pose_from:=DATASET[:episode]) or a rosbag's first command on each of the layout's command topics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from groot_ros.core.layout import Layout
+from groot_ros.execution.motion import MotionError
+
+
+def load_start_pose(source: str, layout: Layout) -> np.ndarray:
+    """An action vector (robot units); channels a bag never commanded are NaN (start_target keeps them)."""
+    if source.endswith(".bag"):
+        return _from_bag(Path(source), layout)
+    from groot_ros.tools.episodes import load_episode, split_source
+
+    root, episode = split_source(source)
+    data = load_episode(root, episode)
+    if data.names and list(data.names) != layout.action_names:
+        raise MotionError(f"{root} action names {list(data.names)} are not the layout's {layout.action_names}")
+    if data.actions.shape[1] != layout.action_dim:
+        raise MotionError(f"{root} actions have {data.actions.shape[1]} values, the layout {layout.action_dim}")
+    return data.actions[0]
+
+
+def _from_bag(path: Path, layout: Layout) -> np.ndarray:
+    import rosbag
+
+    if not path.is_file():
+        raise MotionError(f"start pose bag {path} does not exist")
+    by_topic = {spec.topic: (channel, spec) for channel, spec in layout.commands.items()}
+    first: dict[str, np.ndarray] = {}
+    with rosbag.Bag(str(path)) as bag:
+        for topic, msg, _t in bag.read_messages(topics=list(by_topic)):
+            channel, spec = by_topic[topic]
+            if channel not in first:
+                first[channel] = np.asarray(spec.values_from_message(msg), dtype=np.float64)
+            if len(first) == len(by_topic):
+                break
+    if "arm" not in first:
+        raise MotionError(f"{path} has no arm command on {layout.commands['arm'].topic}")
+    channels = {ch: first.get(ch, np.full(spec.dim, np.nan)) for ch, spec in layout.commands.items()}
+    return layout.action_from_channels(channels)

@@ -1,0 +1,63 @@
+"""Recorded actions of one episode of a local LeRobot v3.0 dataset, read straight from its parquet files.
+
+No LeRobot or torch import: the node reads a start pose from it at launch (start_pose_from:=DATASET[:episode])
+and replay-episode streams a whole episode; both need only the `action` column and the dataset's fps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class EpisodeError(ValueError):
+    """The dataset or episode cannot be read; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    index: int
+    actions: np.ndarray  # (T, action_dim) robot units, the order of the dataset's action names
+    names: tuple[str, ...]
+    fps: float
+
+
+def split_source(text: str) -> tuple[Path, int]:
+    """"DATA" -> (DATA, 0); "DATA:3" -> (DATA, 3)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isdigit():
+        return Path(head), int(tail)
+    return Path(text), 0
+
+
+def load_episode(root: str | Path, episode: int = 0) -> Episode:
+    import pyarrow.parquet as pq
+
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise EpisodeError(f"{root} is not a LeRobot dataset (no meta/info.json)")
+    info = json.loads(info_path.read_text())
+    if info.get("codebase_version") != "v3.0":
+        raise EpisodeError(f"{root} is a LeRobot {info.get('codebase_version')} dataset; v3.0 is needed "
+                           f"(python -m groot_ros convert-v21 {root})")
+    feature = info.get("features", {}).get("action")
+    if feature is None:
+        raise EpisodeError(f"{root} has no 'action' feature")
+    names = feature.get("names") or []
+    rows = []
+    for path in sorted((root / "data").rglob("*.parquet")):
+        table = pq.read_table(path, columns=["episode_index", "frame_index", "action"]).to_pandas()
+        part = table[table["episode_index"] == episode]
+        if len(part):
+            rows.append(part)
+    if not rows:
+        raise EpisodeError(f"episode {episode} is not in {root} (it has {info.get('total_episodes', '?')} episodes)")
+    import pandas as pd
+
+    frames = pd.concat(rows).sort_values("frame_index")
+    actions = np.stack([np.asarray(a, dtype=np.float64) for a in frames["action"]])
+    return Episode(episode, actions, tuple(names if isinstance(names, list) else []), float(info["fps"]))
