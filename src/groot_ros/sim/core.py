@@ -2,7 +2,8 @@
 
 It models the controller's interface rules that matter to a client (arm commands only act in external
 control mode; a /kuavo_arm_traj message without exactly 14 names is rejected; targets are clipped to the
-URDF limits) and nothing else: no dynamics of the body, no contact, no latency model.
+URDF limits) and nothing else: no dynamics of the body, no contact, no latency model. It also scores the
+depalletize task (sim/task.py): where the box is and whether it was grasped and placed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import yaml
 
 from groot_ros.core.layout import RobotSpec, load_robot
 from groot_ros.core.paths import config_dir
+from groot_ros.sim.task import DepalletizeTask, TaskConfig, TaskState
 
 ARM_FIXED, ARM_AUTO_SWING, ARM_EXTERNAL = 0, 1, 2
 ARM_MODES = {ARM_FIXED: "keep pose", ARM_AUTO_SWING: "auto swing", ARM_EXTERNAL: "external control"}
@@ -37,6 +39,7 @@ class SimConfig:
     rate: float = 200.0
     camera_rate: float = 10.0
     image_size: tuple[int, int] = (96, 128)
+    task: TaskConfig = TaskConfig()
 
 
 def load_sim_config(path: str | Path | None = None) -> SimConfig:
@@ -57,6 +60,7 @@ def load_sim_config(path: str | Path | None = None) -> SimConfig:
         rate=float(data.get("rate", 200.0)),
         camera_rate=float(data.get("camera_rate", 10.0)),
         image_size=tuple(int(v) for v in data.get("image_size", (96, 128))),
+        task=TaskConfig.from_dict(data.get("task")),
     )
 
 
@@ -73,6 +77,7 @@ class SimSnapshot:
     arm_mode: int
     direct_to_wbc: bool
     time: float
+    task: TaskState  # the box and the task's phase (sim/task.py)
 
 
 class KuavoSimCore:
@@ -95,6 +100,7 @@ class KuavoSimCore:
         self._mode = config.initial_arm_mode
         self._direct_to_wbc = False
         self._time = 0.0
+        self._task = DepalletizeTask(config.task)
         self._lock = threading.Lock()
 
     def command_arm(self, names: Sequence[str], positions: Sequence[float]) -> str | None:
@@ -139,6 +145,11 @@ class KuavoSimCore:
             self._arm_target = self._rest.copy() if mode == ARM_AUTO_SWING else current
         return True, f"arm mode {mode} ({ARM_MODES[mode]})"
 
+    def reset_task(self, box_offset: tuple[float, float]) -> TaskState:
+        """A new task episode: the box back on the pallet at `box_offset` (m, lateral and forward)."""
+        with self._lock:
+            return self._task.reset(box_offset)
+
     def set_direct_to_wbc(self, enabled: bool) -> None:
         with self._lock:
             self._direct_to_wbc = enabled
@@ -161,10 +172,11 @@ class KuavoSimCore:
             self._torso += (self._torso_target - self._torso) * _gain(dt, cfg.torso_tau)
             self._dq = (self._q - prev) / dt if dt > 0 else np.zeros_like(self._q)
             self._time += dt
+            task = self._task.step(self._q[self._arm], self._claw)
             return SimSnapshot(q=self._q.copy(), dq=self._dq.copy(), arm=self._q[self._arm].copy(),
                                claw=self._claw.copy(), torso=self._torso.copy(),
                                base_height=cfg.nominal_height + self._torso[0], arm_mode=self._mode,
-                               direct_to_wbc=self._direct_to_wbc, time=self._time)
+                               direct_to_wbc=self._direct_to_wbc, time=self._time, task=task)
 
 
 def _gain(dt: float, tau: float) -> float:

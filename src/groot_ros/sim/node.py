@@ -4,9 +4,12 @@ robot (see docs/kuavo_sim.md).
 Private params: ~topics (sim | real | a YAML path: which stream/camera/command topics to serve),
 ~layout (whose cameras to publish, default depalletize), ~config (default config/sim.yaml),
 ~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
-cameras draw the box, default [0, 0]; read again for every frame, so a demonstration recorder can move it
-between episodes).
-It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests.
+task's box stands on the pallet, default [0, 0]; read again for every frame: a new value starts a new task
+episode, so a demonstration recorder or an evaluation can move it between episodes; ~reset_task (Trigger)
+starts one with the same value).
+It reports its state in ~arm_ctrl_mode and ~wbc_arm_trajectory_control (params) for observers and tests, and
+the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
+(~task_success, std_msgs/Bool), latched, at the camera rate.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 
 import rospy
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, String
+from std_srvs.srv import Trigger, TriggerResponse
 
 from groot_ros.ros import messages as km
 from groot_ros.core.images import encode_jpeg, encode_rgb8
@@ -24,6 +29,7 @@ from groot_ros.ros.messages import message_class
 from groot_ros.core.layout import CommandSpec, load_layout
 from groot_ros.sim.core import KuavoSimCore, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
 from groot_ros.sim.render import render
+from groot_ros.sim.task import TaskState
 
 GAIT_NODE = "humanoid_gait_switch_by_name"
 ARM_MODE_SERVICES = ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode")
@@ -78,6 +84,11 @@ class LoopbackSim:
             rospy.Service(DIRECT_TO_WBC_SERVICE, km.changeArmCtrlMode, self._on_direct_to_wbc),
             rospy.Service(CLAW_SERVICE, km.controlLejuClaw, self._on_claw_service),
         ]
+        self.pub_phase = rospy.Publisher("~task_phase", String, queue_size=2, latch=True)
+        self.pub_success = rospy.Publisher("~task_success", Bool, queue_size=2, latch=True)
+        self._box_offset = self._read_box_offset()
+        self.core.reset_task(self._box_offset)
+        self.services.append(rospy.Service("~reset_task", Trigger, self._on_reset_task))
         self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"])
         rospy.on_shutdown(self._stop_gait_node)
         self.camera_timer = rospy.Timer(rospy.Duration(1.0 / self.cfg.camera_rate), self._publish_cameras)
@@ -136,6 +147,19 @@ class LoopbackSim:
         reason = self.core.command_claw(list(req.data.position))
         return km.controlLejuClawResponse(success=reason is None, message=reason or "")
 
+    def _read_box_offset(self) -> tuple[float, float]:
+        return tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
+
+    def _on_reset_task(self, _req):
+        self._box_offset = self._read_box_offset()
+        state = self.core.reset_task(self._box_offset)
+        self._publish_task(state)  # latched: nobody reads the previous episode's outcome after the reset
+        return TriggerResponse(True, f"box on the pallet at {list(state.box)} m, phase {state.phase}")
+
+    def _publish_task(self, task: TaskState) -> None:
+        self.pub_phase.publish(String(task.phase))
+        self.pub_success.publish(Bool(task.success))
+
     # --- publishing -----------------------------------------------------------------------------------
     def run(self) -> None:
         rate = rospy.Rate(self.cfg.rate)
@@ -177,11 +201,18 @@ class LoopbackSim:
             pub.publish(obs)
 
     def _publish_cameras(self, _event) -> None:
+        box = self._read_box_offset()
+        if box != self._box_offset:  # a new episode's box
+            self._box_offset = box
+            self.core.reset_task(box)
+            self._snapshot = self.core.step(0.0)
         snap = self._snapshot
         stamp = rospy.Time.now()
-        box = tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
+        task = snap.task
+        self._publish_task(task)
         for name, raw_pub, jpeg_pub in self.cameras:
-            img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, box)
+            img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, task.box, task.held,
+                         self.cfg.task.target_lateral)
             if raw_pub is not None and raw_pub.get_num_connections():
                 msg = Image(**encode_rgb8(img))
                 msg.header.stamp, msg.header.frame_id = stamp, name
