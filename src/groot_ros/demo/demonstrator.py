@@ -106,6 +106,11 @@ def _keyframe(layout: Layout, left_deg: np.ndarray, claw: float, torso: tuple[fl
     return layout.action_from_channels({c.channel: channels[c.channel] for c in layout.action})
 
 
+def start_pose(layout: Layout) -> np.ndarray:
+    """Where every demonstration starts and ends: home, claws open, torso upright."""
+    return _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
+
+
 def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
                  stratum: tuple[int, int] | None = None) -> DemoEpisode:
     """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed` (and `stratum`)."""
@@ -116,7 +121,7 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
     lift = LIFT_DEG + (grasp - REACH_DEG)
     moved = lift.copy()
     moved[2] = CARRY_YAW_DEG
-    home = _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
+    home = start_pose(layout)
     poses = {  # the pose each segment ends in
         "hold": home,
         "reach": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),

@@ -69,7 +69,9 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
     existing = sorted(out.glob("episode_*.bag"))
     if existing:
         raise RecordError(f"{out} already holds {len(existing)} episode bags: choose a new --out or delete them")
-    episodes = [make_episode(layout, episode_seed(options.seed, i), options.seconds, (i, options.episodes))
+    # Box offsets spread evenly over their range, in a shuffled order (so the held-out last one is anywhere).
+    order = np.random.default_rng(options.seed).permutation(options.episodes)
+    episodes = [make_episode(layout, episode_seed(options.seed, i), options.seconds, (int(order[i]), options.episodes))
                 for i in range(options.episodes)]
     overrides = dict(options.sim_overrides)
     if options.image_size is not None:
@@ -89,11 +91,11 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
         try:
             for i, episode in enumerate(episodes):
                 path = out / bag_name(i)
-                _drive(backend, layout, _approach(layout, episode), APPROACH_S, options.rate)
+                drive(backend, layout, approach(layout, episode.action_at(0.0)), APPROACH_S, options.rate)
                 reset_task(episode.variation.box_offset)
                 recorder = _start_recorder(path, layout, procs.env, Path(work))
                 try:
-                    _drive(backend, layout, episode.action_at, episode.seconds, options.rate)
+                    drive(backend, layout, episode.action_at, episode.seconds, options.rate)
                 finally:
                     stop(recorder)
                 if not _bag_closed(path):
@@ -152,12 +154,13 @@ def _measured_action(layout: Layout) -> np.ndarray:
     return layout.measured_action(state, float(rospy.get_param("/com_height", 0.0)))
 
 
-def _approach(layout: Layout, episode: DemoEpisode) -> Callable[[float], np.ndarray]:
-    start, goal = _measured_action(layout), episode.action_at(0.0)
+def approach(layout: Layout, goal: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Minimum-jerk from the measured pose to `goal` in APPROACH_S (then held)."""
+    start = _measured_action(layout)
     return lambda t: start + (goal - start) * min_jerk(t / APPROACH_S)
 
 
-def _drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], seconds: float, rate: float) -> None:
+def drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], seconds: float, rate: float) -> None:
     """Sends action_at(t) for t in [0, seconds] at `rate` Hz, paced by the monotonic clock (no catch-up bursts)."""
     dt = 1.0 / rate
     t0 = time.monotonic()
