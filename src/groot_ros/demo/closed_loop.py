@@ -123,8 +123,9 @@ class Recorder:
             rows = np.asarray(msg.data).reshape(msg.steps, msg.dims)
             self._add(lambda log, _t: log.chunks.append((msg.observation_stamp.to_sec() - self.t0, msg.step_dt, rows)))
 
-        def on_status(msg: Any) -> None:
-            self._add(lambda log, _t: setattr(log, "clamps", int(msg.clamps)))
+        def on_status(msg: Any) -> None:  # the count restarts with every ~start; stopped/idle: the last run's
+            if msg.state not in ("stopped", "idle"):
+                self._add(lambda log, _t: setattr(log, "clamps", int(msg.clamps)))
 
         streams = layout.streams
         self.subs = [

@@ -133,7 +133,8 @@ def write_untrained_checkpoint(checkpoint: Path, out: Path) -> Path:
         if plain in base_weights:
             used.add(plain)
         weights[key] = base_weights.get(plain, value).contiguous()
-    unused = sorted(set(base_weights) - used)
+    # embed_tokens is tied to lm_head: safetensors keeps one of the pair
+    unused = sorted(k for k in set(base_weights) - used if not k.endswith("embed_tokens.weight"))
     if unused:
         raise TrainingError(f"{base} does not match {checkpoint}: base keys {unused[:5]} have no place")
     save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
