@@ -1,4 +1,5 @@
-"""A shortened `make demo`: every stage runs for real, its outputs exist, and trained beats untrained."""
+"""A shortened `make demo`: every stage runs for real, its outputs exist, and the trained policy does the task
+(in closed loop, on box positions not seen in training) more often than the untrained one."""
 
 from __future__ import annotations
 
@@ -6,39 +7,56 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
+CLOSED_LOOP_EPISODES = 3
+
 
 def run_demo(root):
     """As `make demo` runs it (a process of its own: it starts its own ROS master), with fewer episodes."""
-    out = subprocess.run([sys.executable, "-m", "groot_ros", "demo", "--out", str(root), "--episodes", "5",
-                          "--episode-seconds", "10", "--train-steps", "1200", "--closed-loop-seconds", "6"],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run([sys.executable, "-m", "groot_ros", "demo", "--out", str(root), "--closed-loop-episodes",
+                          str(CLOSED_LOOP_EPISODES)], capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
 
-def test_demo_pipeline_short(tmp_path):
+def test_demo_pipeline_short(tmp_path, depalletize_layout):
     root = tmp_path / "demo"
     first = run_demo(root)
     index = root / "report" / "index.md"
     assert f"[demo] report: {index}" in first
-    assert len(list((root / "1_recordings").glob("episode_*.bag"))) == 5
+    recorded = json.loads((root / "1_recordings" / "episodes.json").read_text())
+    assert all(e["task_success"] for e in recorded)  # the demonstrator does the task it teaches
     summary = json.loads((root / "2_dataset" / "summary.json").read_text())
-    assert len(summary["train"]) == 4 and len(summary["held_out"]) == 1
-    assert all(e["frames"] > 50 and e["skipped"] is None for e in summary["train"] + summary["held_out"])
-    assert (root / "3_training" / "run" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").exists()
+    assert len(summary["held_out"]) == 1 and all(e["frames"] > 50 and e["skipped"] is None
+                                                 for e in summary["train"] + summary["held_out"])
     losses = json.loads((root / "3_training" / "loss.json").read_text())
-    assert len(losses) >= 5 and losses[-1][1] < 0.6 * losses[0][1], losses
+    training = json.loads((root / "3_training" / "training.json").read_text())
+    assert losses[-1][0] == training["final_step"] and losses[-1][1] < 0.3 * losses[0][1], losses
     result = json.loads((root / "report" / "summary.json").read_text())
-    assert result["untrained_over_trained"] > 2.0, result  # several times lower error on the held-out episode
-    assert (root / "5_closed_loop" / "closed_loop.bag").stat().st_size > 10_000
+    assert result["untrained_over_trained"] > 2.0 and result["trained_beats_hold"], result
+    success = result["closed_loop"]["success"]
+    assert success["trained"] > success["untrained"] and success["hold"] == 0, result
     text = index.read_text()
-    for figure in ("training_loss.png", "closed_loop.png", "eval_ablation.png", "eval_episode_000_Left_arm.png"):
+    assert text.index("## Task success in closed loop") < text.index("## Offline")
+    for figure in ["training_loss.png", "eval_chunk_rows.png", "eval_ablation.png",
+                   *(f"closed_loop_episode_{k}.png" for k in range(CLOSED_LOOP_EPISODES))]:
         assert (index.parent / figure).exists() and f"({figure})" in text
-    assert "Range of motion commanded in closed loop" in text and "stall_ticks" in text
+    assert "chunk boundaries" in text and "per second" in text and "holding the current state" in text
+
+    # Unseeded chunks of the trained checkpoint differ (fresh noise per call); a seed repeats exactly.
+    from groot_ros.policy.runtime import GrootRuntime
+    from groot_ros.tools.eval_dataset import observation_at, open_dataset
+
+    runtime = GrootRuntime.load(root / "3_training" / "run" / "checkpoints" / "last" / "pretrained_model",
+                                depalletize_layout)
+    obs = observation_at(open_dataset(root / "2_dataset" / "held_out"), 0, "normal", np.zeros(18),
+                         runtime.info.camera_keys, None)
+    assert not np.array_equal(runtime.predict_chunk(obs), runtime.predict_chunk(obs))
+    np.testing.assert_array_equal(runtime.predict_chunk(obs, seed=3), runtime.predict_chunk(obs, seed=3))
 
     # A second run with nothing changed redoes nothing and says so.
     again = run_demo(root)

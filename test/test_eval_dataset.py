@@ -35,8 +35,9 @@ def result(tmp_path_factory, tiny_runtime, dataset_root):
 def test_writes_metrics_per_dimension_component_episode_and_overall(result, depalletize_layout):
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert metrics["variants"] == ["normal", "state-zero", "image-zero"] and metrics["episodes"] == [0, 1]
+    assert metrics["baselines"] == ["hold"]
     assert metrics["units"]["Left_arm_0"] == "rad" and metrics["units"]["Left_claw"] == "0..100"
-    for variant in metrics["variants"]:
+    for variant in metrics["variants"] + metrics["baselines"]:
         res = metrics["results"][variant]
         for scope in [res["overall"], *res["episodes"].values()]:
             assert list(scope["dimensions"]) == depalletize_layout.action_names
@@ -55,12 +56,46 @@ def test_figures_and_ablation_table(result, depalletize_layout):
     for episode in (0, 1):
         for comp in depalletize_layout.action:
             assert f"episode_{episode:03d}_{comp.name}.png" in names
-    assert "ablation.png" in names
+    assert "ablation.png" in names and "chunk_rows.png" in names
     for path in result.figures:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     table = (result.out_dir / "ablation.txt").read_text()
-    for token in ["normal", "state-zero", "image-zero", "Left_arm", "Cmd_pose_pitch", "% range", "relative to normal"]:
+    for token in ["normal", "state-zero", "image-zero", "hold", "Left_arm", "Cmd_pose_pitch", "% range",
+                  "relative to normal", "holding the current state"]:
         assert token in table
+    rows = (result.out_dir / "chunk_rows.txt").read_text().splitlines()
+    assert rows[0].split() == ["row", "normal", "state-zero", "image-zero", "hold"] and len(rows) == 1 + 16
+
+
+def test_hold_baseline_commands_the_measured_state_for_every_row(result, dataset_root, depalletize_layout):
+    """hold = the action that keeps the robot where it is at each chunk start, for the whole chunk."""
+    from groot_ros.tools.eval_dataset import open_dataset
+
+    ds = open_dataset(dataset_root)
+    hold = next(r for r in result.rollouts if r.episode == 1 and r.variant == "hold")
+    start = int(ds.meta.episodes[1]["dataset_from_index"])
+    arms = depalletize_layout.action_slices()["Left_arm"]
+    for n, t in enumerate(hold.chunk_starts):
+        state = np.asarray(ds[start + t]["observation.state"])
+        assert np.all(hold.chunks[n] == hold.chunks[n][0])  # the same row, repeated
+        np.testing.assert_allclose(hold.chunks[n][0][arms], state[:7])  # J_q's left arm = Left_arm
+        np.testing.assert_allclose(hold.predicted[t:t + K], hold.chunks[n][:min(K, len(hold.truth) - t)])
+
+
+def test_per_row_errors_and_verdict():
+    """Row r of every chunk is scored against frame start + r; the verdict says plainly who beats holding."""
+    from groot_ros.tools.eval_dataset import Rollout, per_row_range_mae, verdict
+
+    truth = np.arange(10.0)[:, None]  # one dimension moving 1 per frame
+    chunks = np.stack([np.full((4, 1), float(t)) for t in (0, 4, 8)])  # every chunk holds its start value
+    r = Rollout(episode=0, variant="hold", predicted=truth, truth=truth, chunk_starts=(0, 4, 8), chunks=chunks)
+    assert per_row_range_mae([r], np.array([10.0])) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    comp = lambda x: {"overall": {"range_mae": x, "components": {"Left_arm": {"range_mae": x}}}}  # noqa: E731
+    assert verdict({"results": {"normal": comp(0.2), "hold": comp(0.1)}}).startswith(
+        "the model does NOT beat holding the current state: 20.0 % vs 10.0 %")
+    assert verdict({"results": {"normal": comp(0.05), "hold": comp(0.1), "untrained": comp(0.5)}}) == (
+        "the model beats holding the current state: 5.0 % vs 10.0 % of the action range (2.0x lower); "
+        "untrained 50.0 %")
 
 
 def test_chunks_are_the_runtimes_k_rows_with_the_same_seed_in_every_variant(result, tiny_runtime, dataset_root):

@@ -15,7 +15,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from groot_ros.demo.pipeline import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=Path(args.out), episodes=args.episodes, episode_seconds=args.episode_seconds,
-                        train_steps=args.train_steps, closed_loop_seconds=args.closed_loop_seconds, seed=args.seed,
+                        train_steps=args.train_steps, closed_loop_seconds=args.closed_loop_seconds,
+                        closed_loop_episodes=args.closed_loop_episodes, seed=args.seed,
                         task=args.task))
     return 0
 
@@ -43,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=d.episodes, help="recorded episodes; the last is held out")
     p.add_argument("--episode-seconds", type=float, default=d.episode_seconds)
     p.add_argument("--train-steps", type=int, default=d.train_steps)
-    p.add_argument("--closed-loop-seconds", type=float, default=d.closed_loop_seconds)
+    p.add_argument("--closed-loop-seconds", type=float, default=d.closed_loop_seconds,
+                   help="longest closed-loop episode (it ends when the box is placed)")
+    p.add_argument("--closed-loop-episodes", type=int, default=d.closed_loop_episodes,
+                   help="closed-loop episodes per policy (trained, untrained, hold), each with an unseen box")
     p.add_argument("--task", default=d.task)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=cmd_demo)

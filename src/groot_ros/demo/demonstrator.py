@@ -1,11 +1,13 @@
 """A scripted depalletize-like demonstrator in action space: the motion record-demos drives the stand-in through.
 
 One episode: hold at home -> reach for the box (torso bends) -> close the claws -> lift with the torso
-(Cmd_pose_z / Cmd_pose_pitch) -> move the box sideways -> open the claws -> back home. Poses are keyframes
-in the command channels (arm rad, claw 0..100, torso offset m / pitch rad), joined by minimum-jerk segments
-so velocity and acceleration are zero at every keyframe. Each episode's seed draws a box offset, which moves
-the reach and grasp poses (and, in the stand-in, the box drawn in the camera images), and how long each phase
-takes; so a policy trained on these episodes has to look at its observation to know where to reach.
+(Cmd_pose_z / Cmd_pose_pitch) -> carry the box to the conveyor on the left -> open the claws -> back home.
+Poses are keyframes in the command channels (arm rad, claw 0..100, torso offset m / pitch rad), joined by
+minimum-jerk segments so velocity and acceleration are zero at every keyframe. Each episode's seed draws a box
+offset, which moves the grasp pose (sim/task.py's grasp_arms: what the stand-in scores a grasp against) and
+the box in the camera images, and how long each phase takes; the conveyor is always in the same place. So a
+policy trained on these episodes has to look at the box to know where to reach, and at the picture (box on
+the pallet, in the claws, on the conveyor) to know how far the task has got.
 
 Every keyframe is checked against the policy node's own safety envelope (URDF and forearm limits, torso and
 claw ranges) and every segment against its rate limits, so a demonstration is something the node could
@@ -21,26 +23,24 @@ import numpy as np
 from groot_ros.execution.config import SafetyConfig
 from groot_ros.execution.safety import dimension_limits
 from groot_ros.core.layout import Layout
+from groot_ros.sim.task import REACH_DEG, YAW_DEG_PER_M, both_arms, grasp_pose_deg
 
 # Left arm keyframes in degrees (shoulder pitch, roll, yaw, forearm pitch, hand yaw, pitch, roll); the right arm
-# is the mirror image: roll, yaw and the hand joints change sign (config/robots/4_pro.yaml limits).
-MIRROR = np.array([1.0, -1.0, -1.0, 1.0, -1.0, -1.0, -1.0])
+# is the mirror image (sim/task.py MIRROR; config/robots/4_pro.yaml limits).
 HOME_DEG = np.array([-20.0, 8.0, 0.0, -30.0, 0.0, 0.0, 0.0])
-REACH_DEG = np.array([-45.0, 12.0, 0.0, -55.0, 0.0, -15.0, 0.0])
 LIFT_DEG = np.array([-55.0, 12.0, 0.0, -70.0, 0.0, -10.0, 0.0])
-MOVE_YAW_DEG = 25.0  # shoulder yaw added while carrying the box to the side
-# How the box offset moves the grasp pose: lateral (m, + to the robot's left) turns both shoulders' yaw, forward
-# (m, + away from the robot) lowers the shoulder pitch and opens the forearm.
-YAW_DEG_PER_M = 250.0
-PITCH_DEG_PER_M = -250.0
-FOREARM_DEG_PER_M = 200.0
+# Where the box is carried: over the conveyor (the task's target area starts at 0.13 m), no further than the
+# arms' rate limits allow in the carry phase (sim/task.py's 250 deg of shoulder yaw per m).
+CARRY_LATERAL_M = 0.17
+CARRY_YAW_DEG = YAW_DEG_PER_M * CARRY_LATERAL_M
+BOX_LATERAL_M, BOX_FORWARD_M = 0.08, 0.03  # box offsets are drawn from +-these
 CLAW_OPEN, CLAW_CLOSED = 0.0, 90.0
 TORSO_HOME = (0.0, 0.02)  # /cmd_pose height offset (m), pitch (rad)
-TORSO_BENT = (-0.05, 0.14)
+TORSO_BENT = (-0.05, 0.13)
 
 PHASES = ("hold", "reach", "close", "lift", "move", "open", "retreat", "rest")  # the segments, in order
 # Share of the motion time per moving phase before per-episode variation (reach .. retreat).
-PHASE_SHARE = {"reach": 0.23, "close": 0.08, "lift": 0.18, "move": 0.20, "open": 0.08, "retreat": 0.23}
+PHASE_SHARE = {"reach": 0.17, "close": 0.07, "lift": 0.16, "move": 0.32, "open": 0.07, "retreat": 0.21}
 HOLD_S = 0.5  # still at home before and after the motion
 MIN_SECONDS = 10.0  # shorter episodes would exceed the node's rate limits (torso pitch, arm speed)
 
@@ -51,14 +51,18 @@ class Variation:
 
     box_offset: tuple[float, float]  # m: lateral (+ left), forward (+ away) from the nominal box position
     phase_scale: tuple[float, ...]  # per moving phase (PHASE_SHARE order): relative duration
-    place_side: float  # +1 carries the box to the left, -1 to the right
 
     @classmethod
-    def sample(cls, seed: int) -> Variation:
+    def sample(cls, seed: int, stratum: tuple[int, int] | None = None) -> Variation:
+        """stratum (k, n): the lateral offset from the k-th of n equal slices of its range, so that n episodes
+        cover the range evenly (a few recorded episodes, no large gaps)."""
         rng = np.random.default_rng(seed)
-        return cls(box_offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.04, 0.04))),
-                   phase_scale=tuple(float(v) for v in rng.uniform(0.8, 1.2, len(PHASE_SHARE))),
-                   place_side=float(rng.choice([-1.0, 1.0])))
+        low, width = -BOX_LATERAL_M, 2 * BOX_LATERAL_M
+        if stratum is not None:
+            k, n = stratum
+            low, width = low + width * k / n, width / n
+        return cls(box_offset=(float(low + width * rng.uniform()), float(rng.uniform(-BOX_FORWARD_M, BOX_FORWARD_M))),
+                   phase_scale=tuple(float(v) for v in rng.uniform(0.8, 1.2, len(PHASE_SHARE))))
 
 
 @dataclass(frozen=True)
@@ -97,26 +101,27 @@ def min_jerk(s: float | np.ndarray) -> float | np.ndarray:
     return s**3 * (10.0 - 15.0 * s + 6.0 * s**2)
 
 
-def _arms(left_deg: np.ndarray) -> np.ndarray:
-    return np.radians(np.concatenate([left_deg, left_deg * MIRROR]))
-
-
 def _keyframe(layout: Layout, left_deg: np.ndarray, claw: float, torso: tuple[float, float]) -> np.ndarray:
-    channels = {"arm": _arms(left_deg), "claw": np.full(2, claw), "torso": np.asarray(torso, dtype=np.float64)}
+    channels = {"arm": both_arms(left_deg), "claw": np.full(2, claw), "torso": np.asarray(torso, dtype=np.float64)}
     return layout.action_from_channels({c.channel: channels[c.channel] for c in layout.action})
 
 
-def make_episode(layout: Layout, seed: int, seconds: float = 12.0) -> DemoEpisode:
-    """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed`."""
+def start_pose(layout: Layout) -> np.ndarray:
+    """Where every demonstration starts and ends: home, claws open, torso upright."""
+    return _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
+
+
+def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
+                 stratum: tuple[int, int] | None = None) -> DemoEpisode:
+    """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed` (and `stratum`)."""
     if seconds < MIN_SECONDS:
         raise ValueError(f"an episode needs at least {MIN_SECONDS} s, got {seconds}")
-    var = Variation.sample(seed)
-    lateral, forward = var.box_offset
-    grasp = REACH_DEG + np.array([PITCH_DEG_PER_M * forward, 0.0, YAW_DEG_PER_M * lateral,
-                                  FOREARM_DEG_PER_M * forward, 0.0, 0.0, 0.0])
+    var = Variation.sample(seed, stratum)
+    grasp = grasp_pose_deg(var.box_offset)
     lift = LIFT_DEG + (grasp - REACH_DEG)
-    moved = lift + np.array([0.0, 0.0, MOVE_YAW_DEG * var.place_side, 0.0, 0.0, 0.0, 0.0])
-    home = _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
+    moved = lift.copy()
+    moved[2] = CARRY_YAW_DEG
+    home = start_pose(layout)
     poses = {  # the pose each segment ends in
         "hold": home,
         "reach": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from groot_ros.core.layout import Layout, load_layout
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("artifacts/demo")
-    episodes: int = 6  # recorded; the last one is held out
-    episode_seconds: float = 12.0
+    episodes: int = 11  # recorded; the last one is held out
+    episode_seconds: float = 10.0
     train_steps: int = 1500
     batch_size: int = 8
-    closed_loop_seconds: float = 20.0
+    head_width: int = 64  # the tiny action head's DiT width: 64 learns far more than 32 in the same time
+    closed_loop_episodes: int = 5  # per policy, each with a box position not seen in training
+    closed_loop_seconds: float = 14.0  # per episode at most (it ends when the box is placed)
     seed: int = 0
     task: str = "Depalletize the boxes: pick the top box and place it on the conveyor."
 
@@ -127,12 +131,17 @@ def convert(cfg: DemoConfig, bags: Path, out: Path, layout: Layout) -> None:
 
 
 class LossLog(logging.Handler):
-    """Picks LeRobot's training log lines ("step:200 ... loss:0.123 ...") up as (step, loss) pairs."""
+    """Picks LeRobot's training log lines ("step:200 ... loss:0.123 ...") up as (step, loss) pairs.
+
+    LeRobot logs every `log_freq` steps but prints the step rounded ("2K" for 1,500): the n-th line is step
+    n * log_freq, which is what we record.
+    """
 
     pattern = re.compile(r"step:(\S+).*?loss:([0-9.eE+-]+)")
 
-    def __init__(self) -> None:
+    def __init__(self, log_freq: int) -> None:
         super().__init__(logging.INFO)
+        self.log_freq = log_freq
         self.points: list[tuple[int, float]] = []
 
     @contextlib.contextmanager
@@ -157,25 +166,28 @@ class LossLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         match = self.pattern.search(record.getMessage())
         if match:
-            step = match.group(1)
-            value = float(step[:-1]) * {"K": 1e3, "M": 1e6}[step[-1]] if step[-1] in "KM" else float(step)
-            self.points.append((int(value), float(match.group(2))))
+            self.points.append(((len(self.points) + 1) * self.log_freq, float(match.group(2))))
 
 
 def train(cfg: DemoConfig, dataset: Path, out: Path, layout: Layout) -> None:
     from groot_ros.tools.training import demo_train_options, make_tiny_base_model, train as run_train
 
-    base = make_tiny_base_model(out / "tiny_base", seed=cfg.seed)
+    base = make_tiny_base_model(out / "tiny_base", seed=cfg.seed, head_width=cfg.head_width)
     options = demo_train_options(dataset / "train", out / "run", base, steps=cfg.train_steps,
                                  batch_size=cfg.batch_size, seed=cfg.seed)
-    losses = LossLog()
+    losses = LossLog(options.log_freq)
+    t0 = time.perf_counter()
     with losses.attached():
         run_train(options, layout)
+    last = out / "run" / "checkpoints" / "last" / "training_state" / "training_step.json"
     (out / "loss.json").write_text(json.dumps(losses.points))
+    (out / "training.json").write_text(json.dumps({"final_step": json.loads(last.read_text())["step"],
+                                                   "seconds": round(time.perf_counter() - t0, 1),
+                                                   "log_freq": options.log_freq}))
 
 
 def evaluate(cfg: DemoConfig, dataset: Path, trained: Path, out: Path, layout: Layout) -> None:
-    """Trained vs untrained (the same checkpoint with its base weights back) on the held-out episode."""
+    """The trained checkpoint (with ablations) beside untrained (its base weights back) and hold, held-out episode."""
     from groot_ros.tools.eval_dataset import EvalOptions, evaluate as run_eval
     from groot_ros.policy.runtime import GrootRuntime
     from groot_ros.tools.training import untrained_runtime
@@ -183,48 +195,58 @@ def evaluate(cfg: DemoConfig, dataset: Path, trained: Path, out: Path, layout: L
     checkpoint = trained / "run" / "checkpoints" / "last" / "pretrained_model"
     options = EvalOptions(episodes=(0,), action_chunk_size=8, variants=("normal", "state-zero", "image-zero"),
                           seed=cfg.seed)
-    runtimes = {"trained": lambda: GrootRuntime.load(checkpoint, layout),
-                "untrained": lambda: untrained_runtime(checkpoint, layout)}
-    results = {name: run_eval(make(), dataset / "held_out", out / name, options).metrics
-               for name, make in runtimes.items()}
-    (out / "comparison.json").write_text(json.dumps(results, indent=2, default=float))
+    run_eval(GrootRuntime.load(checkpoint, layout), dataset / "held_out", out / "trained", options,
+             untrained=untrained_runtime(checkpoint, layout))
 
 
-def closed_loop(cfg: DemoConfig, trained: Path, out: Path) -> None:
-    """The trained checkpoint on the stand-in sim through sim_depalletize.launch, recorded to a bag."""
+def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: Layout) -> None:
+    """Task episodes on the stand-in with unseen box positions: trained, untrained (the node) and hold."""
     import rospy
 
-    from groot_ros.demo.recording import bag_closed
+    from groot_ros.demo.closed_loop import Recorder, eval_boxes, largest_step, run_episodes, save
+    from groot_ros.tools.eval_dataset import open_dataset
     from groot_ros.msg import PolicyStatus
-    from groot_ros.sim.launcher import Watched, check_alive, private_master, roslaunch, stop, wait_until
+    from groot_ros.ros.backends.factory import make_backend
+    from groot_ros.sim.launcher import SIM_NODE, private_master, roslaunch, service_up, stop, wait_until
+    from groot_ros.tools.training import write_untrained_checkpoint
 
     ckpt = (trained / "run" / "checkpoints" / "last" / "pretrained_model").resolve()
-    topics = ["/groot_policy/command_preview", "/groot_policy/action_chunk", "/groot_policy/status", "/diagnostics",
-              "/sensors_data_raw", "/leju_claw_state", "/humanoid_wbc_observation", "/kuavo_arm_traj"]
+    checkpoints = {"trained": ckpt, "untrained": write_untrained_checkpoint(ckpt, out / "untrained_checkpoint")}
+    base = (trained / "tiny_base").resolve()
+    boxes = eval_boxes(cfg.seed, cfg.closed_loop_episodes)
+    slices = layout.action_slices()
+    arms = slice(slices["Left_arm"].start, slices["Right_arm"].stop)
+    results = {}
     with private_master(out) as env:
-        launch = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={ckpt}", f"task:={cfg.task}"],
-                           env, out / "launch.log")
-        bag = None
-        try:
-            rospy.init_node("groot_demo", anonymous=True, disable_signals=True)
-            statuses: list = []
-            sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, statuses.append, queue_size=5)
-            wait_until(lambda: statuses, 300, "status from the policy node", [launch])
-            sub.unregister()
-            with open(out / "rosbag.log", "w") as bag_log:
-                bag = subprocess.Popen(["rosbag", "record", "-O", str(out / "closed_loop.bag"), *topics], env=env,
-                                       stdout=bag_log, stderr=subprocess.STDOUT, start_new_session=True)
-            watch = [launch, Watched("rosbag record", bag, out / "rosbag.log")]
-            end = time.monotonic() + cfg.closed_loop_seconds
-            while time.monotonic() < end:
-                check_alive(watch, "the closed-loop run")
-                time.sleep(0.5)
-        finally:
-            if bag is not None:
-                stop(bag)
-            stop(launch.proc)
-        if bag is not None and not bag_closed(out / "closed_loop.bag"):  # before the stage is stamped
-            raise RuntimeError(f"rosbag record did not close {out / 'closed_loop.bag'} (see {out / 'rosbag.log'})")
+        rospy.init_node("groot_demo", anonymous=True, disable_signals=True)
+        for policy, checkpoint in checkpoints.items():
+            launch = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={checkpoint}", f"task:={cfg.task}",
+                                "start_paused:=true", f"base_config:={base / 'base_model' / 'config.json'}",
+                                f"eagle_assets:={base / 'eagle_assets'}"], env, out / f"launch_{policy}.log")
+            backend = None
+            try:
+                statuses: list = []
+                sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, statuses.append, queue_size=5)
+                wait_until(lambda: statuses, 300, "status from the policy node", [launch])
+                sub.unregister()
+                wait_until(lambda: service_up("/arm_traj_change_mode"), 60, "the stand-in's arm-mode service", [launch])
+                recorder = Recorder(layout, SIM_NODE)
+                backend = make_backend("topics", layout)
+                backend.start()
+                results[policy] = run_episodes(policy, boxes, layout, cfg.closed_loop_seconds, backend, recorder,
+                                               [launch])
+                if policy == "trained":  # hold needs no node: run it on this sim while it is up
+                    results["hold"] = run_episodes("hold", boxes, layout, cfg.closed_loop_seconds, backend, recorder,
+                                                   [launch])
+                recorder.close()
+            finally:
+                if backend is not None:
+                    backend.shutdown()
+                stop(launch.proc)
+    columns = open_dataset(data / "train").hf_dataset.select_columns(["action", "episode_index"])[:]
+    actions, episode = np.asarray(columns["action"]), np.asarray(columns["episode_index"])
+    demo_step = max(largest_step(actions[episode == e], arms) for e in np.unique(episode))
+    save(out, {p: results[p] for p in ("trained", "untrained", "hold")}, arms, demo_step)
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -237,12 +259,14 @@ def run_demo(cfg: DemoConfig) -> Path:
                       lambda out: record(cfg, out))
     data = stages.run("2_dataset", {"task": cfg.task, "held_out": cfg.held_out},
                       lambda out: convert(cfg, bags, out, layout), upstream=(bags,))
-    model = stages.run("3_training", {"steps": cfg.train_steps, "batch": cfg.batch_size, "seed": cfg.seed},
+    model = stages.run("3_training", {"steps": cfg.train_steps, "batch": cfg.batch_size, "seed": cfg.seed,
+                                      "head_width": cfg.head_width},
                        lambda out: train(cfg, data, out, layout), upstream=(data,))
     evals = stages.run("4_evaluation", {"seed": cfg.seed},
                        lambda out: evaluate(cfg, data, model, out, layout), upstream=(data, model))
-    loop = stages.run("5_closed_loop", {"seconds": cfg.closed_loop_seconds, "task": cfg.task},
-                      lambda out: closed_loop(cfg, model, out), upstream=(model,))
+    loop = stages.run("5_closed_loop", {"seconds": cfg.closed_loop_seconds, "episodes": cfg.closed_loop_episodes,
+                                        "task": cfg.task, "seed": cfg.seed},
+                      lambda out: closed_loop(cfg, data, model, out, layout), upstream=(data, model))
     report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings)
     print(f"\n[demo] report: {report}")
     return report

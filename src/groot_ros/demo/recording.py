@@ -3,8 +3,9 @@
 The demonstrator (src/groot_ros/demonstrator.py) is driven through the `topics` command backend at the
 control rate, exactly as the policy node commands the robot, and `rosbag record` keeps the layout's sensor,
 camera and command topics (bag2lerobot.sources: what a dataset episode needs, nothing else). Before each
-episode the sim's ~box_offset is set to the episode's box and the arms move (unrecorded) to the episode's
-start pose, so every bag starts still.
+episode the arms move (unrecorded) to the episode's start pose, so every bag starts still, and the stand-in's
+task is reset with the episode's box on the pallet; after it, the task's phase and success are noted (the
+demonstrator places every box: a failure there means the scene and the demonstrator disagree).
 
 Next to the bags: `tasks.json`, the bag -> task map that `bag2lerobot --task-map` reads, and
 `episodes.json` with each episode's seed, box offset and phase times (for people and tests).
@@ -68,7 +69,10 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
     existing = sorted(out.glob("episode_*.bag"))
     if existing:
         raise RecordError(f"{out} already holds {len(existing)} episode bags: choose a new --out or delete them")
-    episodes = [make_episode(layout, episode_seed(options.seed, i), options.seconds) for i in range(options.episodes)]
+    # Box offsets spread evenly over their range, in a shuffled order (so the held-out last one is anywhere).
+    order = np.random.default_rng(options.seed).permutation(options.episodes)
+    episodes = [make_episode(layout, episode_seed(options.seed, i), options.seconds, (int(order[i]), options.episodes))
+                for i in range(options.episodes)]
     overrides = dict(options.sim_overrides)
     if options.image_size is not None:
         overrides["image_size"] = list(options.image_size)
@@ -87,20 +91,22 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
         try:
             for i, episode in enumerate(episodes):
                 path = out / bag_name(i)
-                rospy.set_param(f"/{SIM_NODE}/box_offset", list(episode.variation.box_offset))
-                _drive(backend, layout, _approach(layout, episode), APPROACH_S, options.rate)
+                drive(backend, layout, approach(layout, episode.action_at(0.0)), APPROACH_S, options.rate)
+                reset_task(episode.variation.box_offset)
                 recorder = _start_recorder(path, layout, procs.env, Path(work))
                 try:
-                    _drive(backend, layout, episode.action_at, episode.seconds, options.rate)
+                    drive(backend, layout, episode.action_at, episode.seconds, options.rate)
                 finally:
                     stop(recorder)
                 if not bag_closed(path):
                     raise RecordError(f"rosbag record did not write {path} (see {work}/rosbag_{path.stem}.log)")
+                phase, success = task_outcome()
                 paths.append(path)
-                meta.append(_episode_meta(path, episode, episode_seed(options.seed, i), options.task))
+                meta.append({**_episode_meta(path, episode, episode_seed(options.seed, i), options.task),
+                             "task_phase": phase, "task_success": success})
                 log(f"[record-demos] {path} ({episode.seconds:.1f} s, box offset "
                     f"{episode.variation.box_offset[0]:+.3f} m lateral, {episode.variation.box_offset[1]:+.3f} m forward, "
-                    f"{path.stat().st_size / 1e6:.2f} MB)")
+                    f"task {phase}{'' if success else ' (NOT placed)'}, {path.stat().st_size / 1e6:.2f} MB)")
         finally:
             backend.shutdown()
             rospy.signal_shutdown("record-demos done")
@@ -111,9 +117,28 @@ def record(options: RecordOptions, log: Callable[[str], None] = print) -> list[P
 
 def _episode_meta(path: Path, episode: DemoEpisode, seed: int, task: str) -> dict:
     return {"bag": path.name, "task": task, "seed": seed, "seconds": episode.seconds,
-            "box_offset_m": list(episode.variation.box_offset), "place_side": episode.variation.place_side,
+            "box_offset_m": list(episode.variation.box_offset),
             "phases": [{"phase": p, "start_s": round(float(t0), 3), "end_s": round(float(t1), 3)}
                        for p, t0, t1 in zip(episode.phases, episode.times[:-1], episode.times[1:])]}
+
+
+def reset_task(box_offset: tuple[float, float]) -> None:
+    """A new task episode on the running stand-in: its box on the pallet at `box_offset` (m)."""
+    import rospy
+    from std_srvs.srv import Trigger
+
+    rospy.set_param(f"/{SIM_NODE}/box_offset", [float(v) for v in box_offset])
+    rospy.wait_for_service(f"/{SIM_NODE}/reset_task", timeout=10)
+    rospy.ServiceProxy(f"/{SIM_NODE}/reset_task", Trigger)()
+
+
+def task_outcome(timeout: float = 5.0) -> tuple[str, bool]:
+    """The stand-in's task phase and success now (its latched topics)."""
+    import rospy
+    from std_msgs.msg import Bool, String
+
+    phase = rospy.wait_for_message(f"/{SIM_NODE}/task_phase", String, timeout=timeout).data
+    return phase, bool(rospy.wait_for_message(f"/{SIM_NODE}/task_success", Bool, timeout=timeout).data)
 
 
 def _measured_action(layout: Layout) -> np.ndarray:
@@ -129,12 +154,13 @@ def _measured_action(layout: Layout) -> np.ndarray:
     return layout.measured_action(state, float(rospy.get_param("/com_height", 0.0)))
 
 
-def _approach(layout: Layout, episode: DemoEpisode) -> Callable[[float], np.ndarray]:
-    start, goal = _measured_action(layout), episode.action_at(0.0)
+def approach(layout: Layout, goal: np.ndarray) -> Callable[[float], np.ndarray]:
+    """Minimum-jerk from the measured pose to `goal` in APPROACH_S (then held)."""
+    start = _measured_action(layout)
     return lambda t: start + (goal - start) * min_jerk(t / APPROACH_S)
 
 
-def _drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], seconds: float, rate: float) -> None:
+def drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], seconds: float, rate: float) -> None:
     """Sends action_at(t) for t in [0, seconds] at `rate` Hz, paced by the monotonic clock (no catch-up bursts)."""
     dt = 1.0 / rate
     t0 = time.monotonic()

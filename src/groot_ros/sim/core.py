@@ -9,7 +9,8 @@ URDF limits) and the hazards a client must handle as Kuavo's controller presents
   before a command at the measured pose drives the arms toward zero (or a stale target), and switching it
   off hands the last such target back to the MPC path;
 - a claw command that arrives while the claw moves is dropped unless commands stream less than 200 ms apart.
-Nothing else: no dynamics of the body, no contact, no latency model.
+Nothing else: no dynamics of the body, no contact, no latency model. It also scores the depalletize task
+(sim/task.py): where the box is and whether it was grasped and placed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import yaml
 
 from groot_ros.core.layout import RobotSpec, load_robot
 from groot_ros.core.paths import config_dir
+from groot_ros.sim.task import DepalletizeTask, TaskConfig, TaskState
 
 ARM_FIXED, ARM_AUTO_SWING, ARM_EXTERNAL = 0, 1, 2
 ARM_MODES = {ARM_FIXED: "keep pose", ARM_AUTO_SWING: "auto swing", ARM_EXTERNAL: "external control"}
@@ -49,6 +51,7 @@ class SimConfig:
     rate: float = 200.0
     camera_rate: float = 10.0
     image_size: tuple[int, int] = (96, 128)
+    task: TaskConfig = TaskConfig()
 
 
 def load_sim_config(path: str | Path | None = None, robot: str | None = None) -> SimConfig:
@@ -72,6 +75,7 @@ def load_sim_config(path: str | Path | None = None, robot: str | None = None) ->
         rate=float(data.get("rate", 200.0)),
         camera_rate=float(data.get("camera_rate", 10.0)),
         image_size=tuple(int(v) for v in data.get("image_size", (96, 128))),
+        task=TaskConfig.from_dict(data.get("task")),
     )
 
 
@@ -88,6 +92,7 @@ class SimSnapshot:
     arm_mode: int
     direct_to_wbc: bool
     time: float
+    task: TaskState  # the box and the task's phase (sim/task.py)
     head_deg: tuple[float, float] = (0.0, 0.0)  # yaw, pitch as last commanded
     claw_moving: tuple[bool, bool] = (False, False)  # lejuClawState: kMoving while away from the target
 
@@ -117,6 +122,7 @@ class KuavoSimCore:
         self.claw_commands_dropped = 0
         self._head = (0.0, 0.0)
         self._time = 0.0
+        self._task = DepalletizeTask(config.task)
         self._lock = threading.Lock()
 
     def command_arm(self, names: Sequence[str], positions: Sequence[float]) -> str | None:
@@ -184,6 +190,11 @@ class KuavoSimCore:
         current = self._q[self._arm].copy()
         self._arm_target = self._rest.copy() if mode == ARM_AUTO_SWING else current
 
+    def reset_task(self, box_offset: tuple[float, float]) -> TaskState:
+        """A new task episode: the box back on the pallet at `box_offset` (m, lateral and forward)."""
+        with self._lock:
+            return self._task.reset(box_offset)
+
     def set_direct_to_wbc(self, enabled: bool) -> None:
         with self._lock:
             if self._direct_to_wbc and not enabled:
@@ -216,11 +227,13 @@ class KuavoSimCore:
             self._torso += (self._torso_target - self._torso) * _gain(dt, cfg.torso_tau)
             self._dq = (self._q - prev) / dt if dt > 0 else np.zeros_like(self._q)
             self._time += dt
+            task = self._task.step(self._q[self._arm], self._claw)
             return SimSnapshot(q=self._q.copy(), dq=self._dq.copy(), arm=self._q[self._arm].copy(),
                                claw=self._claw.copy(), torso=self._torso.copy(),
                                base_height=cfg.nominal_height + self._torso[0], arm_mode=self._mode,
                                direct_to_wbc=self._direct_to_wbc, time=self._time, head_deg=self._head,
-                               claw_moving=tuple(bool(v) for v in np.abs(self._claw_target - self._claw) > CLAW_MOVING))
+                               claw_moving=tuple(bool(v) for v in np.abs(self._claw_target - self._claw) > CLAW_MOVING),
+                               task=task)
 
 
 def _gain(dt: float, tau: float) -> float:

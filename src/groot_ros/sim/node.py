@@ -5,11 +5,13 @@ Private params: ~topics (sim | real | real_orbbec | a YAML path: which stream/ca
 every camera of the set is published), ~robot (config/robots: 4_pro | 5_wheel, default sim.yaml's: the joint
 layout, the ROS params and the controller services of that version), ~config (default config/sim.yaml),
 ~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
-cameras draw the box, default [0, 0]; read again for every frame, so a demonstration recorder can move it
-between episodes).
+task's box stands on the pallet, default [0, 0]; read again for every frame: a new value starts a new task
+episode, so a demonstration recorder or an evaluation can move it between episodes; ~reset_task (Trigger)
+starts one with the same value).
 It reports its state in ~arm_ctrl_mode, ~wbc_arm_trajectory_control, ~head_deg and ~claw_commands_dropped
-(params) for observers and tests, and every service called in ~services_called (a list, in call order); the
-hazards it reproduces are listed in sim/core.py.
+(params) for observers and tests, every service called in ~services_called (a list, in call order; the hazards it
+reproduces are listed in sim/core.py), and the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
+(~task_success, std_msgs/Bool), latched, at the camera rate.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import sys
 import numpy as np
 import rospy
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import SetBool, SetBoolResponse
+from std_msgs.msg import Bool, Float64MultiArray, String
+from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
 from groot_ros.ros import messages as km
 from groot_ros.core.images import encode_jpeg, encode_rgb8
@@ -30,6 +32,7 @@ from groot_ros.ros.messages import message_class
 from groot_ros.core.layout import CommandSpec, load_layout, read_topics
 from groot_ros.sim.core import KuavoSimCore, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
 from groot_ros.sim.render import render
+from groot_ros.sim.task import TaskState
 
 GAIT_NODE = "humanoid_gait_switch_by_name"
 BIPED_ARM_MODE_ALIAS = "/humanoid_change_arm_ctrl_mode"  # /arm_traj_change_mode forwards to it on the biped
@@ -87,6 +90,11 @@ class LoopbackSim:
         self.subs.append(rospy.Subscriber(HEAD_TOPIC, message_class("kuavo_msgs/robotHeadMotionData"), self._on_head,
                                           queue_size=2))
         self.services = self._services()
+        self.pub_phase = rospy.Publisher("~task_phase", String, queue_size=2, latch=True)
+        self.pub_success = rospy.Publisher("~task_success", Bool, queue_size=2, latch=True)
+        self._box_offset = self._read_box_offset()
+        self.core.reset_task(self._box_offset)
+        self.services.append(rospy.Service("~reset_task", Trigger, self._on_reset_task))
         biped = self.cfg.sdk_params.get("robot_type") != WHEEL_ROBOT_TYPE
         self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"]) if biped else None
         rospy.on_shutdown(self._stop_gait_node)
@@ -191,6 +199,19 @@ class LoopbackSim:
             rospy.set_param("~claw_commands_dropped", self.core.claw_commands_dropped)
         return km.controlLejuClawResponse(success=reason is None, message=reason or "")
 
+    def _read_box_offset(self) -> tuple[float, float]:
+        return tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
+
+    def _on_reset_task(self, _req):
+        self._box_offset = self._read_box_offset()
+        state = self.core.reset_task(self._box_offset)
+        self._publish_task(state)  # latched: nobody reads the previous episode's outcome after the reset
+        return TriggerResponse(True, f"box on the pallet at {list(state.box)} m, phase {state.phase}")
+
+    def _publish_task(self, task: TaskState) -> None:
+        self.pub_phase.publish(String(task.phase))
+        self.pub_success.publish(Bool(task.success))
+
     # --- publishing -----------------------------------------------------------------------------------
     def run(self) -> None:
         rate = rospy.Rate(self.cfg.rate)
@@ -236,11 +257,18 @@ class LoopbackSim:
             pub.publish(Float64MultiArray(data=IMU_STILL[name]))
 
     def _publish_cameras(self, _event) -> None:
+        box = self._read_box_offset()
+        if box != self._box_offset:  # a new episode's box
+            self._box_offset = box
+            self.core.reset_task(box)
+            self._snapshot = self.core.step(0.0)
         snap = self._snapshot
         stamp = rospy.Time.now()
-        box = tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
+        task = snap.task
+        self._publish_task(task)
         for name, raw_pub, jpeg_pub in self.cameras:
-            img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, box)
+            img = render(name, snap.arm, snap.claw, snap.torso, self.cfg.image_size, task.box, task.held,
+                         self.cfg.task.target_lateral)
             # sensor noise in the top row, as a real camera has: a standing robot never sends identical frames,
             # so the node's frozen-camera check (watchdog frozen_camera_s) judges the stand-in as it would a robot
             img[0] = self._noise.integers(0, 256, img[0].shape, dtype=np.uint8)

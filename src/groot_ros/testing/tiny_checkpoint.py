@@ -143,10 +143,14 @@ def write_eagle_assets(directory: Path) -> dict[str, int]:
     return {"vocab_size": vocab_size, **ids}
 
 
-def tiny_base_config(vocab_info: dict[str, int]) -> dict:
-    """GR00T N1.5's config layout with tiny sizes; consistency rules as in the full model."""
-    dit_heads, dit_head_dim = 4, 8
-    embed = dit_heads * dit_head_dim
+def tiny_base_config(vocab_info: dict[str, int], head_width: int = 32) -> dict:
+    """GR00T N1.5's config layout with tiny sizes; consistency rules as in the full model.
+
+    head_width: the action head's DiT input embedding, hidden and output size (heads of 8 dims); the demo
+    trains a 64-wide head (docs/tiny_training.md), tests and benchmarks use 32.
+    """
+    dit_head_dim = 8
+    dit_heads, embed = head_width // dit_head_dim, head_width
     return {
         "architectures": ["GR00T_N1_5"],
         "model_type": "gr00t_n1_5",
@@ -157,7 +161,7 @@ def tiny_base_config(vocab_info: dict[str, int]) -> dict:
                          "project_to_dim": None, "use_flash_attention": False, "load_bf16": False},
         "action_head_cfg": {
             "action_dim": 32, "action_horizon": 16, "add_pos_embed": True, "backbone_embedding_dim": LLM_HIDDEN,
-            "hidden_size": 32, "input_embedding_dim": embed, "max_action_dim": 32, "max_state_dim": 64,
+            "hidden_size": embed, "input_embedding_dim": embed, "max_action_dim": 32, "max_state_dim": 64,
             "max_num_embodiments": 32, "num_inference_timesteps": 4, "num_target_vision_tokens": 8,
             "noise_beta_alpha": 1.5, "noise_beta_beta": 1.0, "noise_s": 0.999, "num_timestep_buckets": 1000,
             "tune_projector": True, "tune_diffusion_model": True, "use_vlln": True, "model_dtype": "float32",
@@ -165,7 +169,7 @@ def tiny_base_config(vocab_info: dict[str, int]) -> dict:
             "diffusion_model_cfg": {"attention_head_dim": dit_head_dim, "num_attention_heads": dit_heads,
                                     "cross_attention_dim": LLM_HIDDEN, "dropout": 0.0, "final_dropout": True,
                                     "interleave_self_attention": True, "norm_type": "ada_norm", "num_layers": 2,
-                                    "output_dim": 32, "positional_embeddings": None},
+                                    "output_dim": embed, "positional_embeddings": None},
             "vl_self_attention_cfg": {"attention_head_dim": 16, "num_attention_heads": 2, "num_layers": 1,
                                       "dropout": 0.0, "final_dropout": False, "positional_embeddings": None},
         },

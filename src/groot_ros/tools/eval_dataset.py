@@ -9,13 +9,19 @@ Ablations show what the policy relies on: `state-zero` feeds the state whose nor
 middle of the checkpoint's min/max: the model's state input is all zeros, with no out-of-range values),
 `image-zero` feeds black images. The same noise seed is used per chunk in every variant, so differences come
 from the inputs only.
+
+Baselines put the error in scale: `hold` commands the current state (the action that keeps the robot where it
+is at each chunk start, for every row of the chunk) and needs no model; `untrained` (when a runtime is given)
+is the same checkpoint with its base weights. A model that does not beat `hold` has learnt less than standing
+still, and the summary says so. Errors are also reported per chunk row (row 0 .. chunk_size - 1 of every
+chunk against the frames it stands for): how fast a chunk drifts from the demonstration.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,6 +31,7 @@ from groot_ros.core.layout import Layout, stats_problems
 from groot_ros.core.observation import Observation
 
 VARIANTS = ("normal", "state-zero", "image-zero")
+HOLD, UNTRAINED = "hold", "untrained"
 
 
 class EvalError(ValueError):
@@ -40,6 +47,9 @@ class EvalOptions:
     seed: int = 0
     max_frames: int | None = None  # per episode, for quick looks
     plots: bool = True
+    # base height that relative torso actions are measured from (hold baseline); None: from each episode's
+    # first frame, where the robot stands still at its commanded offset
+    nominal_height: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,13 @@ class Rollout:
     predicted: np.ndarray  # (T, action_dim) robot units
     truth: np.ndarray  # (T, action_dim)
     chunk_starts: tuple[int, ...]  # frame indices within the episode
+    chunks: np.ndarray  # (len(chunk_starts), chunk_size, action_dim): every row of every chunk
+
+    def row_errors(self) -> list[np.ndarray]:
+        """Per chunk row r: the errors (n, action_dim) of row r of every chunk against frame start + r."""
+        rows = self.chunks.shape[1]
+        return [np.stack([self.chunks[n, r] - self.truth[t + r] for n, t in enumerate(self.chunk_starts)
+                          if t + r < len(self.truth)] or [np.full(self.truth.shape[1], np.nan)]) for r in range(rows)]
 
 
 @dataclass(frozen=True)
@@ -127,25 +144,57 @@ def observation_at(dataset: Any, index: int, variant: str, state_zero: np.ndarra
     return Observation(state=state, images=images, task=task or item["task"], stamp=float(item["timestamp"]))
 
 
-def rollout(runtime: Any, dataset: Any, episode: int, variant: str, options: EvalOptions, progress: Any) -> Rollout:
-    """Open-loop replay of one episode: infer at every K-th frame, keep the first K rows of each chunk."""
+def _episode_range(dataset: Any, episode: int, options: EvalOptions) -> tuple[int, int]:
     meta = dataset.meta.episodes[episode]
     start, stop = int(meta["dataset_from_index"]), int(meta["dataset_to_index"])
-    if options.max_frames is not None:
-        stop = min(stop, start + options.max_frames)
-    truth = np.stack([np.asarray(a, dtype=np.float64) for a in
-                      dataset.hf_dataset.select_columns(["action"])[start:stop]["action"]])
-    state_zero = runtime.stats.state.denormalize(np.zeros(runtime.stats.state.dim))
-    k = options.action_chunk_size
+    return start, stop if options.max_frames is None else min(stop, start + options.max_frames)
+
+
+def _column(dataset: Any, key: str, start: int, stop: int) -> np.ndarray:
+    return np.stack([np.asarray(a, dtype=np.float64) for a in dataset.hf_dataset.select_columns([key])[start:stop][key]])
+
+
+def _assemble(episode: int, variant: str, truth: np.ndarray, k: int, chunks: list[np.ndarray]) -> Rollout:
+    """The executed trajectory: the first K rows of the chunk predicted at every K-th frame."""
     predicted = np.empty_like(truth)
-    starts = tuple(range(0, stop - start, k))
-    for n, t in enumerate(starts):
-        obs = observation_at(dataset, start + t, variant, state_zero, runtime.info.camera_keys, options.task)
-        chunk = runtime.predict_chunk(obs, seed=options.seed + 7919 * episode + n)
-        rows = min(k, stop - start - t)
+    starts = tuple(range(0, len(truth), k))
+    for t, chunk in zip(starts, chunks):
+        rows = min(k, len(truth) - t)
         predicted[t:t + rows] = chunk[:rows]
+    return Rollout(episode=episode, variant=variant, predicted=predicted, truth=truth, chunk_starts=starts,
+                   chunks=np.stack(chunks))
+
+
+def rollout(runtime: Any, dataset: Any, episode: int, variant: str, options: EvalOptions, progress: Any) -> Rollout:
+    """Open-loop replay of one episode: infer at every K-th frame, keep the first K rows of each chunk."""
+    start, stop = _episode_range(dataset, episode, options)
+    truth = _column(dataset, "action", start, stop)
+    state_zero = runtime.stats.state.denormalize(np.zeros(runtime.stats.state.dim))
+    chunks = []
+    for n, t in enumerate(range(0, stop - start, options.action_chunk_size)):
+        obs = observation_at(dataset, start + t, variant, state_zero, runtime.info.camera_keys, options.task)
+        chunks.append(runtime.predict_chunk(obs, seed=options.seed + 7919 * episode + n))
         progress.update(1)
-    return Rollout(episode=episode, variant=variant, predicted=predicted, truth=truth, chunk_starts=starts)
+    return _assemble(episode, variant, truth, options.action_chunk_size, chunks)
+
+
+def hold_rollout(layout: Layout, dataset: Any, episode: int, options: EvalOptions, chunk_size: int) -> Rollout:
+    """The `hold` baseline: at every chunk start, command the measured state for the whole chunk."""
+    start, stop = _episode_range(dataset, episode, options)
+    truth = _column(dataset, "action", start, stop)
+    states = _column(dataset, "observation.state", start, stop)
+    nominal = options.nominal_height
+    if nominal is None:  # the first frame stands still at its commanded offset
+        relative = [c for c in layout.action if c.measured_relative]
+        nominal = 0.0
+        if relative:
+            comp = relative[0]
+            s = layout.action_slices()[comp.name]
+            measured = states[0][layout.state_slices()[comp.measured_state]][list(comp.measured_index)]
+            nominal = float(np.mean(measured - truth[0, s]))
+    chunks = [np.repeat(layout.measured_action(states[t], nominal)[None], chunk_size, axis=0)
+              for t in range(0, stop - start, options.action_chunk_size)]
+    return _assemble(episode, HOLD, truth, options.action_chunk_size, chunks)
 
 
 def error_stats(err: np.ndarray) -> dict[str, float]:
@@ -174,23 +223,59 @@ def metrics_for(err: np.ndarray, layout: Layout, span: np.ndarray) -> dict:
     }
 
 
+def per_row_range_mae(rollouts: Sequence[Rollout], span: np.ndarray) -> list[float | None]:
+    """range_mae of chunk row r (r = 0 .. chunk_size - 1) over every chunk of these rollouts."""
+    per_episode = [r.row_errors() for r in rollouts]
+    rows = []
+    for r in range(len(per_episode[0])):
+        err = np.concatenate([e[r] for e in per_episode])
+        err = err[np.isfinite(err).all(axis=1)]
+        rows.append(range_mae(err, span) if len(err) else None)
+    return rows
+
+
 def build_metrics(rollouts: Sequence[Rollout], layout: Layout, span: np.ndarray, header: dict) -> dict:
-    variants = list(dict.fromkeys(r.variant for r in rollouts))
-    results = {}
-    for v in variants:
+    names = list(dict.fromkeys(r.variant for r in rollouts))
+    results, per_row = {}, {}
+    for v in names:
         mine = [r for r in rollouts if r.variant == v]
         err = np.concatenate([r.predicted - r.truth for r in mine])
         results[v] = {"overall": metrics_for(err, layout, span),
                       "episodes": {str(r.episode): metrics_for(r.predicted - r.truth, layout, span) for r in mine}}
+        per_row[v] = per_row_range_mae(mine, span)
     ablation = {v: {**{c: results[v]["overall"]["components"][c]["range_mae"] for c in layout.action_slices()},
-                    "all": results[v]["overall"]["range_mae"]} for v in variants}
+                    "all": results[v]["overall"]["range_mae"]} for v in names}
     units = dict(zip(layout.action_names, (u for c in layout.action for u in c.units)))
-    return {**header, "variants": variants, "units": units, "results": results, "ablation_range_mae": ablation}
+    variants = [v for v in names if v in VARIANTS]
+    metrics = {**header, "variants": variants, "baselines": [v for v in names if v not in VARIANTS], "units": units,
+               "results": results, "ablation_range_mae": ablation, "per_row_range_mae": per_row}
+    return {**metrics, "verdict": verdict(metrics)}
+
+
+def verdict(metrics: Mapping) -> str:
+    """One plain sentence: does the model beat holding the current state (and the untrained model)?"""
+    res = metrics["results"]
+    if "normal" not in res or HOLD not in res:
+        return ""
+    model, hold = res["normal"]["overall"]["range_mae"], res[HOLD]["overall"]["range_mae"]
+    if model is None or hold is None:
+        return ""
+    worse = [c for c, m in res["normal"]["overall"]["components"].items()
+             if m["range_mae"] is not None and m["range_mae"] >= res[HOLD]["overall"]["components"][c]["range_mae"]]
+    text = (f"the model beats holding the current state: {100 * model:.1f} % vs {100 * hold:.1f} % of the action "
+            f"range ({hold / model:.1f}x lower)" if model < hold else
+            f"the model does NOT beat holding the current state: {100 * model:.1f} % vs {100 * hold:.1f} % of the "
+            f"action range: it has learnt less than standing still")
+    if worse and model < hold:
+        text += f"; holding is still better on {', '.join(worse)}"
+    if UNTRAINED in res and res[UNTRAINED]["overall"]["range_mae"]:
+        text += f"; untrained {100 * res[UNTRAINED]['overall']['range_mae']:.1f} %"
+    return text
 
 
 def ablation_table(metrics: dict, layout: Layout) -> str:
     """Per component: MAE in robot units per variant (and x normal); last row: MAE as % of the action range."""
-    variants = metrics["variants"]
+    variants = metrics["variants"] + metrics.get("baselines", [])
     res = metrics["results"]
     width = max(len(c.name) for c in layout.action) + 2
     lines = [f"{'component':<{width}}{'unit':<8}" + "".join(f"{v:>22}" for v in variants)]
@@ -213,7 +298,20 @@ def ablation_table(metrics: dict, layout: Layout) -> str:
         cell(v, None if overall[v] is None else 100 * overall[v], None if base is None else 100 * base)
         for v in variants))
     lines.append("")
-    lines.append(reliance(overall))
+    lines.append(reliance({v: x for v, x in overall.items() if v in VARIANTS}))
+    if metrics.get("verdict"):
+        lines.append(metrics["verdict"])
+    return "\n".join(lines)
+
+
+def row_table(metrics: Mapping) -> str:
+    """Error (% of the action range) per chunk row: how a chunk drifts from the demonstration as it plays out."""
+    per_row = metrics["per_row_range_mae"]
+    names = list(per_row)
+    lines = ["row " + "".join(f"{n:>12}" for n in names)]
+    for r in range(len(next(iter(per_row.values())))):
+        lines.append(f"{r:>3} " + "".join(f"{'-':>12}" if per_row[n][r] is None else f"{100 * per_row[n][r]:>11.1f}%"
+                                          for n in names))
     return "\n".join(lines)
 
 
@@ -232,7 +330,7 @@ def reliance(overall: Mapping[str, float | None], threshold: float = 1.1) -> str
 
 
 def write_figures(out_dir: Path, rollouts: Sequence[Rollout], layout: Layout, fps: float, metrics: dict) -> list[Path]:
-    from groot_ros.tools.eval_plots import plot_ablation, plot_component
+    from groot_ros.tools.eval_plots import plot_ablation, plot_component, plot_rows
 
     plots = out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -250,14 +348,19 @@ def write_figures(out_dir: Path, rollouts: Sequence[Rollout], layout: Layout, fp
                 [t / fps for t in first.chunk_starts]))
     ablation = {v: {k: (x if x is not None else np.nan) for k, x in d.items()}
                 for v, d in metrics["ablation_range_mae"].items()}
-    figures.append(plot_ablation(out_dir / "ablation.png", [c.name for c in layout.action], metrics["variants"],
-                                 ablation))
+    figures.append(plot_ablation(out_dir / "ablation.png", [c.name for c in layout.action],
+                                 metrics["variants"] + metrics["baselines"], ablation))
+    figures.append(plot_rows(out_dir / "chunk_rows.png", metrics["per_row_range_mae"], metrics["action_chunk_size"]))
     return figures
 
 
 def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, options: EvalOptions,
-             progress: bool = True) -> EvalResult:
-    """Runs every requested variant on every requested episode and writes metrics, table and figures."""
+             progress: bool = True, untrained: Any | None = None) -> EvalResult:
+    """Runs every requested variant on every requested episode and writes metrics, table and figures.
+
+    The `hold` baseline is always scored; `untrained` (a runtime of the same checkpoint with its base weights)
+    is scored as a baseline when given, with the same noise seeds as the model's normal run.
+    """
     from tqdm import tqdm
 
     layout = runtime.layout
@@ -278,7 +381,8 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
         meta = dataset.meta.episodes[e]
         n = int(meta["dataset_to_index"]) - int(meta["dataset_from_index"])
         lengths[e] = n if options.max_frames is None else min(n, options.max_frames)
-    calls = sum(-(-n // options.action_chunk_size) for n in lengths.values()) * len(options.variants)
+    calls = sum(-(-n // options.action_chunk_size) for n in lengths.values()) * (len(options.variants)
+                                                                               + (untrained is not None))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -288,6 +392,10 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
             for v in options.variants:
                 bar.set_postfix_str(f"episode {e} {v}")
                 rollouts.append(rollout(runtime, dataset, e, v, options, bar))
+            if untrained is not None:
+                bar.set_postfix_str(f"episode {e} untrained")
+                rollouts.append(replace(rollout(untrained, dataset, e, "normal", options, bar), variant=UNTRAINED))
+            rollouts.append(hold_rollout(layout, dataset, e, options, chunk))
     span = runtime.stats.action.max - runtime.stats.action.min
     header = {"checkpoint": str(runtime.info.path), "dataset_root": str(dataset.root), "layout": layout.name,
               "episodes": episodes, "action_chunk_size": options.action_chunk_size, "seed": options.seed,
@@ -296,6 +404,7 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
     metrics = build_metrics(rollouts, layout, span, header)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "ablation.txt").write_text(ablation_table(metrics, layout) + "\n")
+    (out / "chunk_rows.txt").write_text(row_table(metrics) + "\n")
     figures = write_figures(out, rollouts, layout, dataset.fps, metrics) if options.plots else []
     return EvalResult(out_dir=out, metrics=metrics, rollouts=tuple(rollouts), figures=tuple(figures))
 
@@ -306,9 +415,9 @@ def summary(result: EvalResult, layout: Layout) -> str:
     lines = [f"eval-dataset: {m['checkpoint']}",
              f"  on {m['dataset_root']}, episodes {m['episodes']}, K={m['action_chunk_size']} of each chunk, "
              f"{m['inference_calls']} inference calls in {m['seconds']:.1f} s", "",
-             ablation_table(m, layout), "",
+             ablation_table(m, layout), "", "error per chunk row (% of the action range):", row_table(m), "",
              f"metrics: {result.out_dir / 'metrics.json'}  table: {result.out_dir / 'ablation.txt'}"]
     if result.figures:
-        lines.append(f"figures: {result.out_dir / 'plots'}/ ({len(result.figures) - 1} PNG) and "
-                     f"{result.out_dir / 'ablation.png'}")
+        lines.append(f"figures: {result.out_dir / 'plots'}/ ({len(result.figures) - 2} PNG), "
+                     f"{result.out_dir / 'ablation.png'} and {result.out_dir / 'chunk_rows.png'}")
     return "\n".join(lines)

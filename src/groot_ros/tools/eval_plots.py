@@ -15,6 +15,8 @@ VARIANT_STYLE = {
     "normal": {"color": "tab:blue", "linestyle": "-"},
     "state-zero": {"color": "tab:orange", "linestyle": "--"},
     "image-zero": {"color": "tab:green", "linestyle": "--"},
+    "hold": {"color": "tab:gray", "linestyle": ":"},
+    "untrained": {"color": "tab:red", "linestyle": "-."},
 }
 
 
@@ -68,6 +70,26 @@ def plot_ablation(path: Path, components: Sequence[str], variants: Sequence[str]
     ax.set_title("ablations: a larger error without an input means the policy relies on it", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_rows(path: Path, per_row: Mapping[str, Sequence[float | None]], executed: int) -> Path:
+    """Error vs chunk row index, one line per variant/baseline; the rows a node executes before re-inferring
+    (eval's K) are shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, rows in per_row.items():
+        ax.plot(np.arange(len(rows)), [np.nan if v is None else 100.0 * v for v in rows], marker=".", label=name,
+                **VARIANT_STYLE.get(name, {}))
+    ax.axvspan(-0.5, executed - 0.5, color="0.9", zorder=0)
+    ax.set_xlabel("row of the chunk (0: the frame it was predicted at)")
+    ax.set_ylabel("MAE, % of the action range")
+    ax.set_title(f"error per chunk row (shaded: the {executed} rows executed before re-inferring)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

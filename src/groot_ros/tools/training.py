@@ -73,7 +73,7 @@ def fan_in_init(model: Any) -> None:
                 module.W.normal_(0.0, module.W.shape[1] ** -0.5)  # W: (categories, fan_in, fan_out)
 
 
-def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyCheckpoint:
+def make_tiny_base_model(out: str | Path, seed: int = 0, head_width: int = 32) -> TinyCheckpoint:
     """OUT/base_model (config.json + model.safetensors of a tiny GR00T N1.5) and OUT/eagle_assets/."""
     import torch
     from lerobot.policies.groot.groot_n1 import GR00TN15, GR00TN15Config
@@ -84,7 +84,7 @@ def make_tiny_base_model(out: str | Path, seed: int = 0) -> TinyCheckpoint:
 
     tiny = TinyCheckpoint(Path(out).resolve())  # base_model/ and eagle_assets/; no pretrained_model/ here
     vocab = write_eagle_assets(tiny.eagle_assets)
-    raw = tiny_base_config(vocab)
+    raw = tiny_base_config(vocab, head_width)
     # LeRobot's EagleBackbone reads its assets from HF_LEROBOT_HOME / tokenizer_assets_repo: an absolute path is
     # used as it is, and the staged copy already holds the vendored Eagle code it would copy in.
     raw["backbone_cfg"] = dict(raw["backbone_cfg"], tokenizer_assets_repo=str(stage_processor_dir(tiny.eagle_assets)))
@@ -114,6 +114,31 @@ def untrained_runtime(checkpoint: Path, layout: Layout) -> Any:
     if untied or unexpected:
         raise TrainingError(f"{base} does not match {checkpoint}: missing {untied}, unexpected {unexpected}")
     return runtime
+
+
+def write_untrained_checkpoint(checkpoint: Path, out: Path) -> Path:
+    """A copy of `checkpoint` with the base weights it was fine-tuned from (what untrained_runtime loads), for
+    a node to run: the untrained closed-loop baseline with the same config, statistics and processors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    base = Path(json.loads((checkpoint / "config.json").read_text())["base_model_path"])
+    base_weights = load_file(str(base / "model.safetensors"))
+    trained = load_file(str(checkpoint / "model.safetensors"))
+    shutil.copytree(checkpoint, out, dirs_exist_ok=True)
+    weights, used = {}, set()
+    for key, value in trained.items():
+        plain = key.split(".", 1)[1] if key not in base_weights and "." in key else key
+        if plain in base_weights:
+            used.add(plain)
+        weights[key] = base_weights.get(plain, value).contiguous()
+    # embed_tokens is tied to lm_head: safetensors keeps one of the pair
+    unused = sorted(k for k in set(base_weights) - used if not k.endswith("embed_tokens.weight"))
+    if unused:
+        raise TrainingError(f"{base} does not match {checkpoint}: base keys {unused[:5]} have no place")
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
 
 
 def demo_train_options(dataset_root: Path, output_dir: Path, base: TinyCheckpoint, *, steps: int = 1500,

@@ -1,0 +1,224 @@
+"""The demo's closed loop: task episodes on the stand-in with box positions not seen in training, scored by the
+stand-in's task (sim/task.py) for the trained model, the untrained one and "hold".
+
+One launch of sim_depalletize.launch per model (the policy node starts paused). Each episode: the arms move to
+the demonstrations' start pose (the recorder's minimum-jerk approach, through the topics backend), the task is
+reset with the episode's box, the node is started (~start: it ramps from the measured pose) and runs until the
+box is placed or the time is up, then stopped (~stop). "hold" is the same episode with the start pose held
+(no node). Recorded per episode: the measured arms and claws, the task's phase, every chunk the node
+published and its status (clamps). ROS at the edges; the numbers come from the plain functions below.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from groot_ros.core.layout import Layout
+from groot_ros.demo.demonstrator import Variation, start_pose
+from groot_ros.demo.recording import APPROACH_S, approach, drive, episode_seed, reset_task
+from groot_ros.sim.task import PLACED
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation boxes come from seeds no recording uses
+POLICIES = ("trained", "untrained", "hold")
+
+
+def eval_boxes(seed: int, count: int) -> list[tuple[float, float]]:
+    """Box offsets for the closed-loop episodes: uniform over the demonstrations' range, from other seeds."""
+    return [Variation.sample(episode_seed(seed + EVAL_SEED_OFFSET, k)).box_offset for k in range(count)]
+
+
+def chunk_boundary_steps(chunks: Sequence[tuple[float, float, np.ndarray]], dims: slice) -> np.ndarray:
+    """How far each new chunk starts from where the previous chunk's plan was at that moment (max over `dims`).
+
+    chunks: (observation time, row spacing, rows x dims) in arrival order. The previous chunk is interpolated
+    at the new chunk's observation time; a jump there is what the node's blending has to absorb.
+    """
+    steps = []
+    for (t0, dt, a), (t1, _dt, b) in zip(chunks, chunks[1:]):
+        x = (t1 - t0) / dt
+        if x < 0 or x > len(a) - 1:
+            continue
+        k = min(int(x), len(a) - 2)
+        planned = a[k] + (a[k + 1] - a[k]) * (x - k)
+        steps.append(float(np.max(np.abs(b[0, dims] - planned[dims]))))
+    return np.asarray(steps)
+
+
+def largest_step(actions: np.ndarray, dims: slice) -> float:
+    """The demonstrations' largest change between consecutive frames (max over `dims`)."""
+    return float(np.max(np.abs(np.diff(actions[:, dims], axis=0))))
+
+
+@dataclass
+class EpisodeLog:
+    """What one episode produced (times in s from the episode's start)."""
+
+    policy: str
+    box: tuple[float, float]
+    seconds: float = 0.0
+    phase: str = "on_pallet"
+    success: bool = False
+    t: list = None  # measured arm samples
+    arm: list = None
+    claw_t: list = None
+    claw: list = None
+    phases: list = None  # (t, phase) on change
+    chunks: list = None  # (observation time from start, row spacing, rows)
+    clamps: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("t", "arm", "claw_t", "claw", "phases", "chunks"):
+            if getattr(self, name) is None:
+                setattr(self, name, [])
+
+    def to_json(self, arm_dims: slice) -> dict:
+        steps = chunk_boundary_steps(self.chunks, arm_dims)
+        return {"policy": self.policy, "box": list(self.box), "seconds": round(self.seconds, 2), "phase": self.phase,
+                "success": self.success, "phases": self.phases, "clamps": self.clamps,
+                "clamps_per_s": self.clamps / self.seconds if self.seconds else 0.0, "chunks": len(self.chunks),
+                "boundary_steps": steps.tolist(), "t": self.t, "arm": self.arm, "claw_t": self.claw_t,
+                "claw": self.claw}
+
+
+class Recorder:
+    """Subscribes once; fills the current EpisodeLog (or none) from the callbacks."""
+
+    def __init__(self, layout: Layout, sim_node: str) -> None:
+        import rospy
+        from std_msgs.msg import String
+
+        from groot_ros.core.layout import read_field
+        from groot_ros.msg import ActionChunk, PolicyStatus
+        from groot_ros.ros.messages import message_class
+
+        self.log: EpisodeLog | None = None
+        self.t0 = 0.0
+        self._lock = threading.Lock()
+        self._n = 0
+        joints = next(c for c in layout.state if c.stream == "joints")
+        claws = next(c for c in layout.state if c.stream == "claws")
+
+        def on_joints(msg: Any) -> None:
+            self._n += 1
+            if self._n % 10 == 0:  # 20 Hz of the sim's 200 Hz is plenty for a plot
+                q = np.asarray(read_field(msg, joints.field))[list(joints.indices)]
+                self._add(lambda log, t: (log.t.append(t), log.arm.append(q.tolist())))
+
+        def on_claws(msg: Any) -> None:
+            value = np.asarray(read_field(msg, claws.field))[list(claws.indices)]
+            self._add(lambda log, t: (log.claw_t.append(t), log.claw.append(value.tolist())))
+
+        def on_phase(msg: Any) -> None:
+            self._add(lambda log, t: log.phases.append((t, msg.data)) if not log.phases or log.phases[-1][1] != msg.data
+                      else None)
+
+        def on_chunk(msg: Any) -> None:
+            rows = np.asarray(msg.data).reshape(msg.steps, msg.dims)
+            self._add(lambda log, _t: log.chunks.append((msg.observation_stamp.to_sec() - self.t0, msg.step_dt, rows)))
+
+        def on_status(msg: Any) -> None:  # the count restarts with every ~start; stopped/idle: the last run's
+            if msg.state not in ("stopped", "idle"):
+                self._add(lambda log, _t: setattr(log, "clamps", int(msg.clamps)))
+
+        streams = layout.streams
+        self.subs = [
+            rospy.Subscriber(streams[joints.stream].topic, message_class(streams[joints.stream].msg_type), on_joints,
+                             queue_size=50),
+            rospy.Subscriber(streams[claws.stream].topic, message_class(streams[claws.stream].msg_type), on_claws,
+                             queue_size=50),
+            rospy.Subscriber(f"/{sim_node}/task_phase", String, on_phase, queue_size=10),
+            rospy.Subscriber("/groot_policy/action_chunk", ActionChunk, on_chunk, queue_size=10),
+            rospy.Subscriber("/groot_policy/status", PolicyStatus, on_status, queue_size=10),
+        ]
+
+    def _add(self, fn: Any) -> None:
+        import rospy
+
+        with self._lock:
+            if self.log is not None:
+                fn(self.log, rospy.get_time() - self.t0)
+
+    def begin(self, log: EpisodeLog) -> None:
+        import rospy
+
+        with self._lock:
+            self.t0 = rospy.get_time()
+            self.log = log
+
+    def end(self) -> EpisodeLog:
+        with self._lock:
+            log, self.log = self.log, None
+        return log
+
+    def close(self) -> None:
+        for sub in self.subs:
+            sub.unregister()
+
+
+def _trigger(name: str) -> None:
+    import rospy
+    from std_srvs.srv import Trigger
+
+    rospy.wait_for_service(name, timeout=30)
+    reply = rospy.ServiceProxy(name, Trigger)()
+    if not reply.success:
+        raise RuntimeError(f"{name}: {reply.message}")
+
+
+def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layout, seconds: float, backend: Any,
+                 recorder: Recorder, watch: Sequence[Any], rate: float = 100.0) -> list[EpisodeLog]:
+    """One episode per box: approach the start pose, reset the task, run the node (or hold) until placed."""
+    from groot_ros.demo.recording import task_outcome
+    from groot_ros.sim.launcher import check_alive
+
+    home = start_pose(layout)
+    logs = []
+    for box in boxes:
+        drive(backend, layout, approach(layout, home), APPROACH_S + 0.5, rate)
+        reset_task(box)
+        log = EpisodeLog(policy=policy, box=tuple(box))
+        recorder.begin(log)
+        if policy != "hold":
+            _trigger("/groot_policy/start")
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            check_alive(watch, f"closed-loop episode ({policy})")
+            if policy == "hold":
+                drive(backend, layout, lambda _t: home, 0.5, rate)
+            else:
+                time.sleep(0.25)
+            if log.phases and log.phases[-1][1] == PLACED:
+                break
+        log.seconds = time.monotonic() - t0
+        if policy != "hold":
+            _trigger("/groot_policy/stop")
+        log.phase, log.success = task_outcome()
+        recorder.end()
+        logs.append(log)
+        print(f"[demo] closed loop {policy}: box {box[0]:+.3f} {box[1]:+.3f} m -> {log.phase} in {log.seconds:.1f} s",
+              flush=True)
+    return logs
+
+
+def success_table(results: dict[str, list[dict]]) -> list[str]:
+    """Markdown: success per policy, with the episodes' outcomes."""
+    rows = ["| policy | task success | outcome per episode |", "|---|---|---|"]
+    for policy, episodes in results.items():
+        won = sum(e["success"] for e in episodes)
+        rows.append(f"| {policy} | **{won}/{len(episodes)}** | "
+                    + ", ".join(f"{e['phase']} ({e['seconds']:.0f} s)" for e in episodes) + " |")
+    return rows
+
+
+def save(out: Path, results: dict[str, list[EpisodeLog]], arm_dims: slice, demo_largest_step: float) -> dict:
+    data = {"demo_largest_step": demo_largest_step,
+            "policies": {p: [log.to_json(arm_dims) for log in logs] for p, logs in results.items()}}
+    (out / "episodes.json").write_text(json.dumps(data))
+    return data
