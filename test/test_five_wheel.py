@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from groot_ros.core.layout import load_layout
 from groot_ros.core.store import ObservationStore
 from groot_ros.ros.backends.config import load_backend_config
 from groot_ros.ros.backends.factory import make_backend
+from groot_ros.testing.polling import poll_until
 
 pytestmark = pytest.mark.ros
 
@@ -32,17 +32,6 @@ WHEEL_SERVICES = {"/wheel_arm_change_arm_ctrl_mode", "/enable_lb_arm_quick_mode"
 BIPED_SERVICES = ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode", "/enable_wbc_arm_trajectory_control")
 
 
-def wait_until(predicate, timeout: float, every=None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if every is not None:
-            every()
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
-
-
 @pytest.fixture(scope="module")
 def wheel_sim(roscore, ros_node):
     from groot_ros.sim.core import load_sim_config
@@ -51,7 +40,7 @@ def wheel_sim(roscore, ros_node):
     proc = subprocess.Popen([sys.executable, str(REPO / "nodes" / "kuavo_loopback_sim"), "_robot:=5_wheel"],
                             env=env, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    if not wait_until(lambda: ros_node.has_param(SIM_NS + "/arm_ctrl_mode"), 15):
+    if not poll_until(lambda: ros_node.has_param(SIM_NS + "/arm_ctrl_mode"), 15):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"5_wheel stand-in did not come up: {proc.stderr.read().decode()[-2000:]}")
     yield proc
@@ -94,7 +83,7 @@ def test_topics_backend_uses_only_the_wheel_services(wheel_sim, ros_node, layout
     store = ObservationStore(layout)
     subs = subscribe_store(store)
     try:
-        assert wait_until(lambda: store.build_observation(ros_node.get_time(), "t").ok, 10)
+        assert poll_until(lambda: store.build_observation(ros_node.get_time(), "t").ok, 10)
         backend = make_backend("topics", layout, load_backend_config(direct_to_wbc=True))
         backend.start()
         assert ros_node.get_param(SIM_NS + "/arm_ctrl_mode") == 2
@@ -109,7 +98,7 @@ def test_topics_backend_uses_only_the_wheel_services(wheel_sim, ros_node, layout
             obs = store.build_observation(ros_node.get_time(), "t").observation
             return obs is not None and np.allclose(obs.state[:14], ARM_TARGET, atol=0.02)
 
-        assert wait_until(arrived, 8, every=lambda: backend.send({"arm": ARM_TARGET, "claw": np.zeros(2)}))
+        assert poll_until(arrived, 8, every=lambda: backend.send({"arm": ARM_TARGET, "claw": np.zeros(2)}))
         backend.shutdown()
     finally:
         for sub in subs:

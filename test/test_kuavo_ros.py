@@ -19,6 +19,7 @@ import pytest
 from groot_ros.ros.backends.config import BackendError, load_backend_config
 from groot_ros.ros.backends.factory import make_backend
 from groot_ros.core.layout import load_layout
+from groot_ros.testing.polling import poll_until
 
 pytestmark = pytest.mark.ros
 
@@ -28,18 +29,6 @@ SIM_NS = "/kuavo_loopback_sim"
 ARM_TARGET = np.radians([-30, 10, 5, -40, 0, -10, 0, -20, -15, -5, -50, 0, 10, 0])
 CLAW_TARGET = np.array([30.0, 70.0])
 TORSO_TARGET = np.array([-0.1, 0.15])
-
-
-def wait_until(predicate, timeout: float, every=None, period: float = 0.02) -> bool:
-    """Polls predicate; calls every() each round (a command stream, as the node sends at a fixed rate)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if every is not None:
-            every()
-        if predicate():
-            return True
-        time.sleep(period)
-    return predicate()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def sim(roscore, ros_node):
         except rosgraph.MasterError:
             return False
 
-    if not wait_until(ready, 15, period=0.1):
+    if not poll_until(ready, 15, period=0.1):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail(f"sim did not come up: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else 'still starting'}")
     yield proc
@@ -92,7 +81,7 @@ def store(sim, layout, ros_node):
 
     s = ObservationStore(layout)
     subs = subscribe_store(s)
-    assert wait_until(lambda: s.build_observation(ros_node.get_time(), "t").ok, 10), \
+    assert poll_until(lambda: s.build_observation(ros_node.get_time(), "t").ok, 10), \
         s.build_observation(ros_node.get_time(), "t").summary()
     yield s
     for sub in subs:
@@ -168,7 +157,7 @@ def run_closed_loop(backend, store, ros_node, recorder):
         return obs is not None and np.allclose(obs.state[:16], target_state, atol=0.02) \
             and abs(obs.state[16] - (0.8328 + TORSO_TARGET[0])) < 0.01 and abs(obs.state[17] - TORSO_TARGET[1]) < 0.01
 
-    assert wait_until(converged, 8, every=lambda: backend.send(channels)), observe(store, ros_node).state
+    assert poll_until(converged, 8, every=lambda: backend.send(channels)), observe(store, ros_node).state
     after = observe(store, ros_node)
     report = backend.shutdown()
     assert report.ok and "arm mode restored to 1 (read back)" in str(report), report
@@ -194,7 +183,7 @@ def test_backend_closed_loop(kind, sim, store, ros_node, recorder, layout):
     twist = recorder["torso"][-1]
     assert (twist.linear.z, twist.angular.y) == tuple(TORSO_TARGET)
     # After shutdown the arms are no longer externally controlled: they return to rest (auto swing).
-    assert wait_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
+    assert poll_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
     sent = len(recorder["arm"])
     backend.send({"arm": ARM_TARGET})  # not in external control any more: arm commands are not sent
     time.sleep(0.2)
@@ -213,7 +202,7 @@ def test_controller_rules_arm_commands(sim, store, ros_node):
     names = [f"arm_joint_{i}" for i in range(14)]
 
     def stream(msg_names, seconds=0.5):
-        wait_until(lambda: False, seconds, every=lambda: pub.publish(JointState(name=msg_names, position=target)))
+        poll_until(lambda: False, seconds, every=lambda: pub.publish(JointState(name=msg_names, position=target)))
         return observe(store, ros_node).state[:14]
 
     assert np.allclose(stream(names), 0.0, atol=1e-3)  # auto swing mode (1): ignored
@@ -224,4 +213,4 @@ def test_controller_rules_arm_commands(sim, store, ros_node):
         assert not set_mode(control_mode=7).result
     finally:
         assert set_mode(control_mode=1).result
-    assert wait_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
+    assert poll_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)

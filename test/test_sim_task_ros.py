@@ -8,7 +8,8 @@ import pytest
 
 from groot_ros.ros.backends.factory import make_backend
 from groot_ros.sim.task import both_arms, grasp_arms, grasp_pose_deg
-from test_kuavo_ros import layout, sim, wait_until  # noqa: F401 - module fixtures: a sim of this module's own
+from groot_ros.testing.polling import poll_until
+from test_kuavo_ros import layout, sim  # noqa: F401 - module fixtures: a sim of this module's own
 
 pytestmark = pytest.mark.ros
 
@@ -27,7 +28,7 @@ def test_phase_and_success_topics_follow_the_task(sim, ros_node, layout):  # noq
         for arm, claw, phase in ((grasp_arms(box), 0.0, "on_pallet"), (grasp_arms(box), 90.0, "grasped"),
                                  (both_arms(carry), 90.0, "grasped"), (both_arms(carry), 0.0, "placed")):
             command = {"arm": arm, "claw": np.full(2, claw), "torso": np.zeros(2)}
-            assert wait_until(lambda: task_outcome()[0] == phase, 5, every=lambda: backend.send(command)), phase
+            assert poll_until(lambda: task_outcome()[0] == phase, 5, every=lambda: backend.send(command)), phase
         assert task_outcome() == ("placed", True)
         reset_task(box)  # the same box again: a new episode
         assert task_outcome() == ("on_pallet", False)
