@@ -60,3 +60,14 @@ def test_edited_output_of_an_upstream_stage_is_seen(tmp_path, capsys):
     pipeline(tmp_path, runs)
     assert runs == ["a", "b", "c"]
     assert "a: running (its folder's content changed after it was stamped)" in capsys.readouterr().out  # a's stamp no longer matches its content: redone, and so is everything after
+
+
+def test_logs_written_after_the_stamp_do_not_invalidate_a_stage(tmp_path):
+    runs: list = []
+    pipeline(tmp_path, runs)
+    (tmp_path / "c" / "roslog").mkdir()
+    (tmp_path / "c" / "roslog" / "rosout.log").write_text("late")
+    (tmp_path / "c" / "launch.log").write_text("late")
+    runs.clear()
+    pipeline(tmp_path, runs)
+    assert runs == []

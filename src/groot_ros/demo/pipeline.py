@@ -45,10 +45,17 @@ class DemoConfig:
         return self.episodes - 1
 
 
+def is_output(path: Path, folder: Path) -> bool:
+    """What a stage produced, for its digest: not its stamp, not logs (ROS keeps writing roslog/ while its
+    processes wind down, after the stage has finished)."""
+    relative = path.relative_to(folder)
+    return path.is_file() and path.name != STAMP and path.suffix != ".log" and "roslog" not in relative.parts
+
+
 def content_digest(folder: Path) -> str:
-    """sha256 over every file's relative path and bytes (the stamp itself excluded): what a stage produced."""
+    """sha256 over every output file's relative path and bytes: what a stage produced."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != STAMP):
+    for path in sorted(p for p in folder.rglob("*") if is_output(p, folder)):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
