@@ -93,7 +93,7 @@ def test_replay_episode_dry_run_commands_nothing_and_execute_follows(ros_node, d
         # lag is a few hundredths of a radian; a wrong resampling, unit or joint order would be tenths to radians
         for arm in ("Left_arm", "Right_arm"):
             assert follow[arm]["samples"] == 291
-            assert follow[arm]["rms"] < 0.05 and follow[arm]["max"] < 0.12, follow[arm]
+            assert follow[arm]["rms"] < 0.05 and follow[arm]["max"] < 0.15, follow[arm]
         assert follow["Cmd_pose_z"]["max"] < 0.02 and follow["Cmd_pose_pitch"]["max"] < 0.1, follow
         # claws step 0 -> 100 half-way (their controller needs ~0.5 s): the RMS says whether they got there
         assert follow["Left_claw"]["rms"] < 25, follow["Left_claw"]

@@ -151,14 +151,25 @@ class Commander:
                               lambda pose: pose_error(layout, pose, target, "arm") <= tolerance,
                               f"arms within {cfg.tolerance_deg:g} deg of the start pose")
         if self.backend.direct_to_wbc_wanted:
-            self.direct_to_wbc(True)
+            self.direct_to_wbc(True, envelope)
         return envelope
 
-    def direct_to_wbc(self, enabled: bool) -> None:
-        """The measured pose is streamed as the arm target first: Kuavo's WBC target starts at zero (or stale)."""
+    def direct_to_wbc(self, enabled: bool, envelope: SafetyEnvelope | None = None) -> None:
+        """The measured pose is streamed as the arm target first: Kuavo's WBC target starts at zero (or stale).
+        With the envelope of the commands before it, the target walks there at the rate limit (a moving arm lags
+        its last command) instead of jumping."""
         measured = self.require_pose("direct-to-WBC")
-        arm = self.layout.channel_values(measured)["arm"]
-        self.stream(self.settings.startup.wbc_target_s, lambda: self.backend.send({"arm": arm}))
+        arm_dims = channel_mask(self.layout, "arm")
+
+        def send() -> None:
+            target = measured
+            if envelope is not None and envelope.last is not None:
+                target = envelope.last
+                target[arm_dims] = measured[arm_dims]
+                target = envelope.apply(target)
+            self.backend.send({"arm": self.layout.channel_values(target)["arm"]})
+
+        self.stream(self.settings.startup.wbc_target_s, send)
         ok, message = self.backend.arm_mode.set_direct_to_wbc(enabled)
         if not ok:
             raise StartupFailed(f"direct-to-WBC {'on' if enabled else 'off'} failed: {message}")
@@ -181,7 +192,7 @@ class Commander:
         mode read back as restored."""
         lines = []
         steps = (("exit motion", lambda: self._exit_motion(envelope, exit_target, seconds)),
-                 ("direct-to-WBC off", self._exit_direct_to_wbc))
+                 ("direct-to-WBC off", lambda: self._exit_direct_to_wbc(envelope)))
         for name, step in steps:
             try:
                 line = step()
@@ -210,8 +221,8 @@ class Commander:
             self.send_tick(envelope.apply(last + (target - last) * min(1.0, k / steps)))
         return "exit motion done"
 
-    def _exit_direct_to_wbc(self) -> str:
+    def _exit_direct_to_wbc(self, envelope: SafetyEnvelope | None) -> str:
         if not self.backend.arm_mode.direct_to_wbc_on:
             return ""
-        self.direct_to_wbc(False)
+        self.direct_to_wbc(False, envelope)
         return "direct-to-WBC off (after the measured pose was sent)"

@@ -115,7 +115,7 @@ def _live(options, layout, settings, episode, trajectory, store, height) -> Repl
     except Exception as exc:  # noqa: BLE001 - a failed start-up step: restore first, then say which
         failure = exc
     finally:
-        lines, restored = commander.exit_steps()
+        lines, restored = commander.exit_steps(envelope)
         signal.signal(signal.SIGTERM, previous)
     if failure is not None:
         raise ReplayError(f"{type(failure).__name__}: {failure}; {'; '.join(lines)}") from failure
