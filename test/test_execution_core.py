@@ -121,3 +121,13 @@ def test_failed_inference_is_counted_and_asked_again(layout):
     core.inference_failed(0.1, "CUDA out of memory")
     assert core.wants_inference(0.1)
     assert core.report()["scheduler"]["rejected"] == {"inference failed": 1}
+
+
+def test_failed_inference_holds_with_the_error_until_resumed(layout):
+    core = _core(layout)
+    _running(layout, core)
+    core.inference_started(0.4)
+    core.inference_failed(0.45, "RuntimeError: injected")
+    tick = core.tick(0.5, _pose(layout))
+    assert tick.state == "holding" and tick.reasons == ("inference failed: RuntimeError: injected",)
+    assert core.resume(0.6, ()).ok and core.tick(0.61, _pose(layout)).state == "running"

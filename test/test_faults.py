@@ -6,20 +6,26 @@ fault_table.json in the test's tmp dir and printed (pytest -s)."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
 from groot_ros.core.paths import config_dir
-from groot_ros.sim.launcher import stop, wait_until
+from conftest import _free_port
+from groot_ros.sim.launcher import roslaunch, stop, wait_until
 from test_policy_node import Recorder, call, launch, start_sim
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 MODE = "/kuavo_loopback_sim/arm_ctrl_mode"
+START_DEG = [-20, 0, 0, -40, 0, 0, 0, -20, 0, 0, -40, 0, 0, 0]
 
 
 class Camera:
@@ -58,103 +64,309 @@ def _envelope_violations(samples, layout, max_step_rad: float) -> tuple[int, flo
     return outside + int(np.sum(steps > max_step_rad)), float(steps.max())
 
 
+class FaultRun:
+    """One node under fault injection: runs each case and keeps its row of the fault table."""
+
+    def __init__(self, rospy, rec, layout, watched):
+        self.rospy, self.rec, self.layout, self.watched = rospy, rec, layout, watched
+        self.table: list[dict] = []
+        self.max_step = 1.0 * 0.01 * 2 + 1e-6  # the envelope: 1 rad/s at 100 Hz, with 1 tick of timer slack
+
+    def mark(self) -> int:
+        with self.rec.lock:
+            return len(self.rec.arm)
+
+    def row(self, case: str, since: int, **figures) -> dict:
+        with self.rec.lock:
+            q = list(self.rec.arm[since:])
+        bad, step = _envelope_violations(q, self.layout, self.max_step)
+        row = {"case": case, "outside_envelope": bad, "largest_arm_step_rad": round(step, 4), **figures}
+        self.table.append(row)
+        assert bad == 0, row
+        return row
+
+    def hold_case(self, name, inject, clear, reason_part, resume=True):
+        n0 = self.mark()
+        t0 = time.monotonic()
+        inject()
+        held = self.rec.wait_for(lambda s: s.state == "holding" and reason_part in s.reason, 10,
+                                 f"a hold on {name}", self.watched)
+        t_hold = time.monotonic() - t0
+        clear()
+        ok = resume and wait_until(lambda: call(self.rospy, "/groot_policy/resume").success, 10,
+                                   f"~resume after {name}", self.watched)
+        return self.row(name, n0, time_to_hold_s=round(t_hold, 2), reason=held.reason[:90], resumed=bool(ok))
+
+    def signal_case(self, name, send, proc) -> dict:
+        """SIGINT/SIGTERM: how long until the process exited, and the arm mode read back from the stand-in."""
+        n0 = self.mark()
+        t0 = time.monotonic()
+        send()
+        code = wait_until(lambda: proc.poll() is not None and f"{proc.returncode}", 30, f"the node to exit on {name}")
+        restored = (self.rospy.get_param(MODE) == 1
+                    and self.rospy.get_param("/kuavo_loopback_sim/wbc_arm_trajectory_control") == 0)
+        return self.row(name, n0, time_to_restore_s=round(time.monotonic() - t0, 2), reason=f"exit code {code}",
+                        mode_restored=restored)
+
+    def save(self, path):
+        path.write_text(json.dumps(self.table, indent=1))
+        print(json.dumps(self.table, indent=1))
+
+
+def _policy_setup(rospy, tmp_path, **topic_overrides):
+    """Topics with the head camera (and any stream named in topic_overrides) from the test, the execution
+    overrides of every fault test, and the test's own camera publisher."""
+    topics = yaml.safe_load((config_dir() / "topics" / "sim.yaml").read_text())
+    topics["cameras"]["head"]["topic"] = "/test/head_cam"
+    for stream, topic in topic_overrides.items():
+        topics["streams"][stream]["topic"] = topic
+    (tmp_path / "topics.yaml").write_text(yaml.safe_dump(topics))
+    (tmp_path / "exec.yaml").write_text(yaml.safe_dump({
+        "watchdog": {"auto_resume": False, "frozen_camera_s": 1.0},
+        "startup": {"arm_pose_deg": START_DEG, "move_time_s": 2.0}}))
+    return Camera(rospy)
+
+
+def _launch(tiny_checkpoint, tmp_path, *extra):
+    return launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}", "seed:=0",
+                  f"topics:={tmp_path / 'topics.yaml'}", f"execution_overrides:={tmp_path / 'exec.yaml'}",
+                  "direct_to_wbc:=true", *extra, log=tmp_path / "launch.log")
+
+
 def test_faults_hold_with_reasons_and_exits_restore(ros_node, tiny_checkpoint, depalletize_layout, tmp_path):
     from groot_ros.ros import messages as km
 
     rospy = ros_node
-    topics = yaml.safe_load((config_dir() / "topics" / "sim.yaml").read_text())
-    topics["cameras"]["head"]["topic"] = "/test/head_cam"
-    (tmp_path / "topics.yaml").write_text(yaml.safe_dump(topics))
-    (tmp_path / "exec.yaml").write_text(yaml.safe_dump({
-        "watchdog": {"auto_resume": False, "frozen_camera_s": 1.0},
-        "startup": {"arm_pose_deg": [-20, 0, 0, -40, 0, 0, 0, -20, 0, 0, -40, 0, 0, 0], "move_time_s": 2.0}}))
-    cam = Camera(rospy)
+    cam = _policy_setup(rospy, tmp_path)
     sim = start_sim(tmp_path / "sim.log")
-    proc = launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}", "seed:=0",
-                  f"topics:={tmp_path / 'topics.yaml'}", f"execution_overrides:={tmp_path / 'exec.yaml'}",
-                  "direct_to_wbc:=true", log=tmp_path / "launch.log")
+    proc = _launch(tiny_checkpoint, tmp_path)
     rec = Recorder(rospy)
     joints = rospy.Publisher("/sensors_data_raw", km.sensorsData, queue_size=50)
-    table = []
-    # the envelope: 1 rad/s at 100 Hz, with 1 tick of timer slack
-    max_step = 1.0 * 0.01 * 2 + 1e-6
-
-    def hold_case(name, inject, clear, reason_part):
-        with rec.lock:
-            n0 = len(rec.arm)
-        t0 = time.monotonic()
-        inject()
-        held = rec.wait_for(lambda s: s.state == "holding" and reason_part in s.reason, 10, f"a hold on {name}",
-                            [proc, sim])
-        t_hold = time.monotonic() - t0
-        clear()
-        ok = wait_until(lambda: call(rospy, "/groot_policy/resume").success, 10, f"~resume after {name}", [proc, sim])
-        with rec.lock:
-            q = list(rec.arm[n0:])
-        bad, step = _envelope_violations(q, depalletize_layout, max_step)
-        table.append({"case": name, "outside_envelope": bad, "largest_arm_step_rad": round(step, 4),
-                      "time_to_hold_s": round(t_hold, 2), "reason": held.reason[:90], "resumed": bool(ok)})
-        assert bad == 0, table[-1]
-
+    run = FaultRun(rospy, rec, depalletize_layout, [proc, sim])
     try:
         rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 120, "running after the start-up", [proc, sim])
         assert rospy.get_param("/kuavo_loopback_sim/wbc_arm_trajectory_control") == 1
         with rec.lock:
             q = list(rec.arm)
-        bad, step = _envelope_violations(q, depalletize_layout, max_step)
-        start = np.array([-20, 0, 0, -40, 0, 0, 0, -20, 0, 0, -40, 0, 0, 0], dtype=float)
-        assert np.any(np.abs(np.array([p for _, p in q]) - start).max(axis=1) < 3.0), "the start-up never reached the start pose"
-        table.append({"case": "start-up (head, claws, mode read back, move, direct-to-WBC)", "outside_envelope": bad,
-                      "largest_arm_step_rad": round(step, 4), "time_to_hold_s": None, "reason": "", "resumed": None})
-        assert bad == 0
+        assert np.any(np.abs(np.array([p for _, p in q]) - np.array(START_DEG)).max(axis=1) < 3.0), \
+            "the start-up never reached the start pose"
+        run.row("start-up (head, claws, mode read back, move, direct-to-WBC)", 0, time_to_hold_s=None, reason="")
 
-        hold_case("camera frozen (same image, fresh stamps)", lambda: setattr(cam, "frozen", True),
-                  lambda: setattr(cam, "frozen", False), "frozen")
-        hold_case("camera stamps 5 s in the future", lambda: setattr(cam, "offset", 5.0),
-                  lambda: setattr(cam, "offset", 0.0), "future")
-        hold_case("camera stamps 5 s in the past", lambda: setattr(cam, "offset", -5.0),
-                  lambda: setattr(cam, "offset", 0.0), "past")
+        run.hold_case("camera frozen (same image, fresh stamps)", lambda: setattr(cam, "frozen", True),
+                      lambda: setattr(cam, "frozen", False), "frozen")
+        run.hold_case("camera stamps 5 s in the future", lambda: setattr(cam, "offset", 5.0),
+                      lambda: setattr(cam, "offset", 0.0), "future")
+        run.hold_case("camera stamps 5 s in the past", lambda: setattr(cam, "offset", -5.0),
+                      lambda: setattr(cam, "offset", 0.0), "past")
 
         def burst(n_joints, value):
-            def run():
+            def run_burst():
                 msg = km.sensorsData()
                 msg.joint_data.joint_q = [value] * n_joints
                 for _ in range(300):
                     msg.header.stamp = rospy.Time.now()
                     joints.publish(msg)
                     time.sleep(0.002)
-            return run
+            return run_burst
 
-        hold_case("NaN burst on /sensors_data_raw", burst(28, float("nan")), lambda: None, "measured pose invalid")
-        hold_case("27-joint message on /sensors_data_raw", burst(27, 0.0), lambda: None, "malformed")
+        run.hold_case("NaN burst on /sensors_data_raw", burst(28, float("nan")), lambda: None, "measured pose invalid")
+        run.hold_case("27-joint message on /sensors_data_raw", burst(27, 0.0), lambda: None, "malformed")
 
         rng = random.Random(0)
-        with rec.lock:
-            n0 = len(rec.arm)
+        n0 = run.mark()
         for _ in range(1000):
             call(rospy, "/groot_policy/" + rng.choice(["pause", "resume", "pause", "resume", "stop", "start"])
                  ) if rng.random() < 0.02 else call(rospy, "/groot_policy/" + rng.choice(["pause", "resume"]))
         status = rec.wait_for(lambda s: s.state in ("running", "paused", "holding", "stopped", "idle"), 30,
                               "a settled state after 1000 calls", [proc, sim])
-        with rec.lock:
-            q = list(rec.arm[n0:])
-        bad, step = _envelope_violations(q, depalletize_layout, max_step)
-        table.append({"case": "1000 random ~stop/~start/~pause/~resume", "outside_envelope": bad,
-                      "largest_arm_step_rad": round(step, 4), "time_to_hold_s": None, "reason": status.state,
-                      "resumed": None})
-        assert bad == 0
+        run.row("1000 random ~stop/~start/~pause/~resume", n0, time_to_hold_s=None, reason=status.state)
         if status.state == "stopped":
             assert call(rospy, "/groot_policy/start").success
         rec.wait_for(lambda s: s.state in ("running", "paused", "holding"), 30, "commanding again", [proc, sim])
         assert rospy.get_param(MODE) == 2
+        # SIGINT (roslaunch stop): the node restores while the stand-in (own process) lives
+        row = run.signal_case("SIGINT (roslaunch stop)", lambda: stop(proc.proc), proc.proc)
     finally:
         cam.done.set()
         rec.close()
-        code = stop(proc.proc)  # SIGINT: the node restores while the stand-in (own process) lives
-        restored = rospy.get_param(MODE) == 1 and rospy.get_param("/kuavo_loopback_sim/wbc_arm_trajectory_control") == 0
-        table.append({"case": "SIGINT (roslaunch stop)", "outside_envelope": 0, "largest_arm_step_rad": None,
-                      "time_to_hold_s": None, "reason": f"exit code {code}", "resumed": None, "mode_restored": restored})
+        stop(proc.proc)
         stop(sim.proc)
-        (tmp_path / "fault_table.json").write_text(json.dumps(table, indent=1))
-        print(json.dumps(table, indent=1))
-    assert restored, (tmp_path / "launch.log").read_text()[-3000:]
+        run.save(tmp_path / "fault_table.json")
+    assert row["mode_restored"], (tmp_path / "launch.log").read_text()[-3000:]
+
+
+class ClawRelay:
+    """The stand-in's /leju_claw_state, passed on to the node's claw topic while `on` (claw state missing)."""
+
+    def __init__(self, rospy, topic: str):
+        from groot_ros.ros import messages as km
+
+        self.on = True
+        self.pub = rospy.Publisher(topic, km.lejuClawState, queue_size=5)
+        self.sub = rospy.Subscriber("/leju_claw_state", km.lejuClawState, self._cb, queue_size=5)
+
+    def _cb(self, msg):
+        if self.on:
+            self.pub.publish(msg)
+
+    def close(self):
+        self.sub.unregister()
+
+
+def test_lost_inputs_model_failures_and_signals(ros_node, tiny_checkpoint, depalletize_layout, tmp_path):
+    """Claw state missing, the model call raising, the stand-in killed mid-motion (and restarted: ~stop, ~start),
+    SIGINT during an inference: every hold with its reason, no command outside the envelope, the mode restored."""
+    rospy = ros_node
+    rospy.set_param("/test/model_fault", "")
+    cam = _policy_setup(rospy, tmp_path, claws="/test/claw_state")
+    relay = ClawRelay(rospy, "/test/claw_state")
+    sims = [start_sim(tmp_path / "sim.log")]
+    proc = _launch(tiny_checkpoint, tmp_path, "node_type:=faulty_policy_node")
+    rec = Recorder(rospy)
+    run = FaultRun(rospy, rec, depalletize_layout, [proc, sims[0]])
+    row = {}
+    try:
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 120, "running after the start-up", run.watched)
+        run.hold_case("claw state missing (/leju_claw_state stops)", lambda: setattr(relay, "on", False),
+                      lambda: setattr(relay, "on", True), "claws")
+        run.hold_case("model call raising", lambda: rospy.set_param("/test/model_fault", "raise"),
+                      lambda: rospy.set_param("/test/model_fault", ""), "inference failed: RuntimeError: injected")
+
+        def kill_sim():
+            os.killpg(sims[0].proc.pid, signal.SIGKILL)
+            sims[0].proc.wait()
+
+        run.watched = [proc]
+        held = run.hold_case("stand-in killed mid-motion", kill_sim, lambda: None, "joints", resume=False)
+        # the controller is back (a fresh stand-in in its own mode): ~stop reports what it reads, ~start re-engages
+        sims.append(start_sim(tmp_path / "sim2.log"))
+        run.watched = [proc, sims[1]]
+        stopped = call(rospy, "/groot_policy/stop")  # sends the new stand-in's measured pose (zero) before the
+        n0 = run.mark()  # restore: not a move, so the envelope is judged again from the ~start on
+        held["mode_restored"] = stopped.success and "read back" in stopped.message
+        held["reason"] += f" | ~stop: {stopped.message[-80:]}"
+        assert held["mode_restored"], stopped.message
+        started = call(rospy, "/groot_policy/start")
+        assert started.success, started.message
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 60, "running on the new stand-in", run.watched)
+        assert rospy.get_param(MODE) == 2
+        run.row("stand-in killed: ~start on the restarted stand-in", n0)
+
+        rospy.set_param("/test/model_fault", 3.0)  # the next inference takes 3 s: hold, then SIGINT during it
+        rec.wait_for(lambda s: s.state == "holding" and "inference took" in s.reason, 10, "a slow inference",
+                     run.watched)
+        row = run.signal_case("SIGINT during an inference", lambda: stop(proc.proc), proc.proc)
+    finally:
+        rospy.set_param("/test/model_fault", "")
+        cam.done.set()
+        relay.close()
+        rec.close()
+        stop(proc.proc)
+        for sim in sims:
+            stop(sim.proc)
+        run.save(tmp_path / "fault_table.json")
+    assert row.get("mode_restored"), (tmp_path / "launch.log").read_text()[-3000:]
+
+
+def _node_pid(name: str) -> int:
+    """The pid of a running node, asked from the node itself (ROS slave API), as rosnode does."""
+    import xmlrpc.client
+
+    import rosgraph
+
+    uri = rosgraph.Master("/groot_ros_test").lookupNode(name)
+    return int(xmlrpc.client.ServerProxy(uri).getPid("/groot_ros_test")[2])
+
+
+def test_sigterm_restores_the_arm_mode(ros_node, tiny_checkpoint, depalletize_layout, tmp_path):
+    rospy = ros_node
+    cam = _policy_setup(rospy, tmp_path)
+    sim = start_sim(tmp_path / "sim.log")
+    proc = _launch(tiny_checkpoint, tmp_path)
+    rec = Recorder(rospy)
+    run = FaultRun(rospy, rec, depalletize_layout, [proc, sim])
+    row = {}
+    try:
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 120, "running after the start-up", run.watched)
+        assert rospy.get_param(MODE) == 2
+        pid = _node_pid("/groot_policy")
+        row = run.signal_case("SIGTERM to the node", lambda: os.kill(pid, signal.SIGTERM), proc.proc)
+    finally:
+        cam.done.set()
+        rec.close()
+        stop(proc.proc)
+        stop(sim.proc)
+        run.save(tmp_path / "fault_table.json")
+    assert row.get("mode_restored"), (tmp_path / "launch.log").read_text()[-3000:]
+
+
+def _echo(topic: str, out: Path, env: dict) -> subprocess.Popen:
+    """rostopic echo -p: a recorder that keeps its peer-to-peer connection when the master dies."""
+    with open(out, "w") as f, open(out.with_suffix(".log"), "w") as err:
+        return subprocess.Popen(["rostopic", "echo", "-p", topic], stdout=f, stderr=err,
+                                env=dict(env, PYTHONUNBUFFERED="1"), start_new_session=True)
+
+
+def test_master_killed_keeps_the_envelope_and_reports_the_restore_truthfully(tiny_checkpoint, depalletize_layout,
+                                                                            tmp_path):
+    """A master of its own (the session's stays up): kill it while the policy runs. Established topic connections
+    go on peer to peer, so the node keeps commanding inside the envelope; on exit no service can be looked up,
+    and the node must say the arm mode was NOT restored rather than claim it."""
+    import csv
+
+    from test_policy_node import REPO
+
+    port = _free_port()
+    env = dict(os.environ, ROS_MASTER_URI=f"http://127.0.0.1:{port}")
+    master = subprocess.Popen(["roscore", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    (tmp_path / "exec.yaml").write_text(yaml.safe_dump({"startup": {"arm_pose_deg": START_DEG, "move_time_s": 2.0}}))
+    procs = []
+    try:
+        import rosgraph
+
+        wait_until(lambda: rosgraph.is_master_online(env["ROS_MASTER_URI"]), 30, "the test's own master")
+        with open(tmp_path / "sim.log", "w") as out:
+            procs.append(subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"),
+                                           "__name:=kuavo_loopback_sim"], env=env, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        node = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}", "seed:=0",
+                          f"execution_overrides:={tmp_path / 'exec.yaml'}", "direct_to_wbc:=true"], env,
+                         tmp_path / "launch.log")
+        procs.append(node.proc)
+        arm = _echo("/kuavo_arm_traj", tmp_path / "arm.csv", env)
+        status = _echo("/groot_policy/status", tmp_path / "status.csv", env)
+        procs += [arm, status]
+
+        def last_state():
+            rows = (tmp_path / "status.csv").read_text().strip().splitlines()
+            return rows[-1].split(",")[rows[0].split(",").index("field.state")] if len(rows) > 1 else ""
+
+        wait_until(lambda: "running" in last_state() or None, 90, "running on the own master", [node])
+        time.sleep(1.0)
+        rosmaster = rosgraph.Master("/groot_ros_test", master_uri=env["ROS_MASTER_URI"]).getPid()
+        os.kill(rosmaster, signal.SIGKILL)  # roslaunch runs rosmaster in a session of its own
+        os.killpg(master.pid, signal.SIGKILL)
+        master.wait()
+        t_kill = time.monotonic()
+        time.sleep(3.0)
+        stop(node.proc)
+        t_exit = time.monotonic() - t_kill
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        stop(master)
+    with open(tmp_path / "arm.csv") as f:
+        rows = list(csv.reader(f))
+    cols = [i for i, name in enumerate(rows[0]) if name.startswith("field.position")]
+    samples = [(int(r[0]) * 1e-9, np.array([float(r[i]) for i in cols])) for r in rows[1:]]
+    bad, step = _envelope_violations(samples, depalletize_layout, 1.0 * 0.01 * 2 + 1e-6)
+    log = (tmp_path / "launch.log").read_text()
+    after_kill = [t for t, _ in samples if t > samples[-1][0] - t_exit - 3.0]
+    row = {"case": "master killed", "outside_envelope": bad, "largest_arm_step_rad": round(step, 4),
+           "commands_after_kill": len(after_kill), "mode_restored": "arm mode restored" in log,
+           "reported": "NOT restored" in log}
+    print(json.dumps(row))
+    (tmp_path / "fault_table.json").write_text(json.dumps([row], indent=1))
+    assert bad == 0, row
+    assert "NOT restored" in log and "arm mode restored to" not in log, log[-3000:]

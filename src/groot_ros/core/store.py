@@ -108,6 +108,29 @@ class ObservationStore:
         with self._lock:
             return self._samples.get(name)
 
+    def measured_action(self, nominal_height: float = 0.0) -> tuple[np.ndarray | None, str]:
+        """The robot's pose in action space from the latest state messages, or None and why (a missing stream, a
+        malformed message). Values may be non-finite: the safety envelope and the watchdog judge those."""
+        messages = {}
+        for stream in self.layout.used_streams():
+            sample = self.latest(stream)
+            if sample is None:
+                return None, f"no {stream} message yet"
+            messages[stream] = sample.msg
+        robot = self.layout.robot
+        for comp in self.layout.state:  # a joint list of another robot's length parses, but means other joints
+            if robot.num_joints and comp.field.endswith("joint_q"):
+                got = len(read_field(messages[comp.stream], comp.field))
+                if got != robot.num_joints:
+                    return None, (f"sensor message malformed: {comp.stream} has {got} joints, robot "
+                                  f"{robot.version} has {robot.num_joints}")
+        try:
+            state = self.layout.state_from_messages(messages)
+        except (IndexError, AttributeError, TypeError, ValueError) as exc:
+            return None, (f"sensor message malformed ({type(exc).__name__}: {exc}); layout {self.layout.name} expects "
+                          f"{robot.num_joints} joints for robot {robot.version}")
+        return self.layout.measured_action(state, nominal_height), ""
+
     def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
         """Missing or stale streams and cameras only: cheap enough for every control tick (no decoding)."""
         if samples is None:

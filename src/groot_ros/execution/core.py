@@ -103,7 +103,11 @@ class ExecutionCore:
         return self.scheduler.submit(chunk, observation_time, now)
 
     def inference_failed(self, now: float, error: str) -> SubmitResult:
-        return self.scheduler.reject(now, f"inference failed: {error}")
+        """A model call that raised holds with the error (a failure must not look like running while the last
+        chunk runs out); ~resume (or auto-resume) lets the worker try again."""
+        result = self.scheduler.reject(now, f"inference failed: {error}")
+        self.machine.hold([f"inference failed: {error}"])
+        return result
 
     # -- operator ----------------------------------------------------------------------------------------
 

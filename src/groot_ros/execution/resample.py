@@ -33,6 +33,11 @@ class Trajectory:
     def end_time(self) -> float:
         return float(self.times[-1]) + self.step_dt
 
+    def tick_times(self, dt: float) -> np.ndarray:
+        """Control instants `dt` apart from the first row to the last row, inclusive (playing a recording)."""
+        span = float(self.times[-1] - self.times[0])
+        return self.start_time + np.arange(int(np.floor(span / dt + 1e-9)) + 1) * dt
+
     def rows_before(self, t: float) -> int:
         """How many rows lie strictly in the past at time t (the rows latency compensation skips)."""
         return int(np.searchsorted(self.times, t - _TIME_EPS, side="left"))

@@ -3,10 +3,11 @@
 Threads: a control loop at `control_rate` (never waits for the model), an inference worker (runs the model
 whenever the execution core asks for a chunk), the rospy callbacks feeding the store, and the status timer.
 All decisions (timing, blending, limits, holds) are made by the ROS-free ExecutionCore and the node's one
-StateMachine (execution/state_machine.py); this file moves data between ROS and them and runs the two
-sequences that command the robot outside the policy: the start-up sequence (head, claws, arm mode, slow move
-to the start pose, direct-to-WBC) and the exit steps (exit motion, direct-to-WBC off, arm mode restored and
-read back), each step of which runs whatever failed before it.
+StateMachine (execution/state_machine.py); this file moves data between ROS and them and runs, through
+ros/commander.py (the command path replay-episode shares), the two sequences that command the robot outside the
+policy: the start-up sequence (head, claws, arm mode, slow move to the start pose, direct-to-WBC) and the exit
+steps (exit motion, direct-to-WBC off, arm mode restored and read back), each step of which runs whatever failed
+before it.
 
 Locks: `_lock` guards the core and the state machine for short sections only (never a sleep under it);
 `_motion_lock` is held by whoever streams commands outside the control loop (start-up, exit), so a ~stop
@@ -25,24 +26,16 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger, TriggerResponse
 
 from groot_ros.core.latency import LatencyStats
-from groot_ros.core.layout import Layout, read_field
+from groot_ros.core.layout import Layout
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.store import ObservationStore, header_stamp
 from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.core import ExecutionCore
 from groot_ros.execution.inputs import InputMonitor, digest
-from groot_ros.execution.motion import exit_target, plan_move, pose_error, start_target
-from groot_ros.execution.safety import SafetyEnvelope
+from groot_ros.execution.motion import exit_target
 from groot_ros.execution.state_machine import RUNNING, STARTING, STOPPED, StateMachine, Transition
+from groot_ros.ros.commander import Commander, Interrupted, nominal_height
 from groot_ros.ros.params import NodeParams, read_params
-
-
-class StartupFailed(RuntimeError):
-    """A start-up step failed or timed out; the message names the step."""
-
-
-class Interrupted(RuntimeError):
-    """~stop or shutdown arrived while a sequence was streaming commands."""
 
 
 class PolicyNode:
@@ -92,6 +85,8 @@ class PolicyNode:
         self._subs = subscribe_store(self.store, self._on_message)
         self.backend = None if self.dry_run else self._make_backend()
         self._publishers()
+        self.commander = None if self.backend is None else Commander(
+            self.layout, self.settings, self.backend, self._measured_pose, self._should_abort, self._preview)
         self.runtime = self._load_runtime()
         for name, handler in (("start", self._srv_start), ("pause", self._srv_pause), ("resume", self._srv_resume),
                               ("stop", self._srv_stop)):
@@ -110,16 +105,6 @@ class PolicyNode:
                       f"checkpoint {self.runtime.info.path}")
 
     # -- set-up ---------------------------------------------------------------------------------------------
-
-    def _nominal_height(self) -> float:
-        """The standing base height /cmd_pose's z offset is relative to (Kuavo sets /com_height)."""
-        value = self.params.nominal_height
-        if value is None:
-            value = rospy.get_param("/com_height", None)
-        if value is None:
-            rospy.logwarn("groot_policy: no ~nominal_height and no /com_height: torso offsets measured against 0 m")
-            value = 0.0
-        return float(value)
 
     def _load_start_pose(self) -> np.ndarray | None:
         if not self.params.start_pose_from:
@@ -205,7 +190,7 @@ class PolicyNode:
                 return transition
             self._abort.clear()
             self._restore_ok = None
-            self.nominal_height = self._nominal_height()
+            self.nominal_height = nominal_height(self.params.nominal_height)
         try:
             with self._motion_lock:
                 if self._abort.is_set():
@@ -227,95 +212,16 @@ class PolicyNode:
                           + (" (dry run: nothing is commanded)" if self.dry_run else ""))
 
     def _startup_sequence(self) -> None:
-        """Head, claws, arm mode, slow move to the start pose, settle, direct-to-WBC; each step bounded in time.
-        Runs under _motion_lock (not _lock): the control loop does not command while starting."""
-        if self.backend is None:
-            return  # dry run: nothing to command, modes untouched
-        cfg = self.settings.startup
-        self.backend.connect()
-        if not cfg.enabled:
-            self.backend.arm_mode.engage()
-            return
-        dt = self.settings.execution.tick_dt
-        if cfg.head:
-            self._stream(cfg.head_settle_s, lambda: self.backend.send_head(cfg.head_yaw_deg, cfg.head_pitch_deg))
-            rospy.loginfo("groot_policy: start-up: head at yaw %.0f, pitch %.0f deg", cfg.head_yaw_deg,
-                          cfg.head_pitch_deg)
-        measured = self._require_pose("the claws opened")
-        if cfg.open_claws and "claw" in self.layout.commands:
-            opened = np.full(self.layout.commands["claw"].dim, self.layout.robot.claw_limits[0])
-            target = measured.copy()
-            target[self._claw_dims] = self.layout.robot.claw_limits[0]
-            self._stream_until(cfg.claw_timeout_s, lambda: self.backend.send({"claw": opened}),
-                               lambda pose: pose_error(self.layout, pose, target, "claw") <= cfg.claw_tolerance,
-                               "claws open")
-        self.backend.arm_mode.engage()  # external control, read back (BackendError says what it read)
-        measured = self._require_pose("the arm mode switched")
-        envelope = SafetyEnvelope(self.layout, self.settings.safety, self.settings.execution.control_rate)
-        envelope.reset(measured)
-        target = start_target(self.layout, measured, cfg, self._start_pose)
-        if target is not None:
-            move = plan_move(self.layout, measured, target, cfg.move_time_s, cfg.max_joint_velocity)
-            rospy.loginfo("groot_policy: start-up: moving to the start pose over %.1f s", move.duration)
-            for waypoint in move.waypoints(dt):
-                self._send_tick(envelope.apply(waypoint))
-            tolerance = np.radians(cfg.tolerance_deg)
-            self._stream_until(cfg.settle_timeout_s, lambda: self.backend.send(self.layout.channel_values(
-                envelope.apply(target))), lambda pose: pose_error(self.layout, pose, target, "arm") <= tolerance,
-                f"arms within {cfg.tolerance_deg:g} deg of the start pose")
-        if self.backend.direct_to_wbc_wanted:
-            self._direct_to_wbc(True, cfg.wbc_target_s)
+        """ros/commander.py's sequence; under _motion_lock (not _lock): the control loop does not command while
+        starting."""
+        if self.commander is not None:  # dry run: nothing to command, modes untouched
+            self.commander.startup(self._start_pose)
 
-    def _direct_to_wbc(self, enabled: bool, stream_s: float) -> None:
-        """The measured pose is streamed as the arm target first: Kuavo's WBC target starts at zero (or stale)."""
-        measured = self._require_pose("direct-to-WBC")
-        arm = self.layout.channel_values(measured)["arm"]
-        self._stream(stream_s, lambda: self.backend.send({"arm": arm}))
-        ok, message = self.backend.arm_mode.set_direct_to_wbc(enabled)
-        if not ok:
-            raise StartupFailed(f"direct-to-WBC {'on' if enabled else 'off'} failed: {message}")
-
-    @property
-    def _claw_dims(self) -> np.ndarray:
-        return np.concatenate([np.full(c.dim, c.channel == "claw") for c in self.layout.action])
-
-    def _require_pose(self, step: str) -> np.ndarray:
-        pose, problem = self._measured_pose()
-        if pose is None or not np.isfinite(pose).all():
-            raise StartupFailed(f"no valid measured pose before {step}: {problem or 'non-finite values'}")
-        return pose
-
-    def _send_tick(self, command: np.ndarray) -> None:
-        self._check_abort()
-        self.backend.send(self.layout.channel_values(command))
+    def _preview(self, command: np.ndarray) -> None:
         self._preview_pub.publish(JointState(name=self._action_names, position=list(command)))
-        time.sleep(self.settings.execution.tick_dt)
 
-    def _stream(self, seconds: float, send) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            self._check_abort()
-            send()
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(self.settings.execution.tick_dt)
-
-    def _stream_until(self, timeout: float, send, done, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            self._check_abort()
-            send()
-            pose, _problem = self._measured_pose()
-            if pose is not None and np.isfinite(pose).all() and done(pose):
-                rospy.loginfo("groot_policy: start-up: %s", what)
-                return
-            if time.monotonic() > deadline:
-                raise StartupFailed(f"not {what} within {timeout:g} s")
-            time.sleep(self.settings.execution.tick_dt)
-
-    def _check_abort(self) -> None:
-        if self._abort.is_set() or rospy.is_shutdown() and not self._shutting_down.is_set():
-            raise Interrupted("stop requested")
+    def _should_abort(self) -> bool:
+        return self._abort.is_set() or rospy.is_shutdown() and not self._shutting_down.is_set()
 
     # -- stop -----------------------------------------------------------------------------------------------
 
@@ -343,44 +249,14 @@ class PolicyNode:
         return report
 
     def _exit_steps(self) -> list[str]:
-        if self.backend is None:
+        """Optional exit motion (claws open, arms home) through the policy's own envelope, then the restore."""
+        if self.commander is None:
             return ["dry run: nothing commanded, arm modes untouched"]
-        lines = []
-        for step in (self._exit_motion, self._exit_direct_to_wbc):
-            try:
-                line = step()
-                if line:
-                    lines.append(line)
-            except Exception as exc:  # noqa: BLE001 - reported; the restore below runs anyway
-                lines.append(f"{step.__name__.strip('_').replace('_', ' ')} failed: {type(exc).__name__}: {exc}")
-        try:
-            report = self.backend.shutdown()
-            self._restore_ok = report.ok
-            lines.append(str(report))
-        except Exception as exc:  # noqa: BLE001
-            self._restore_ok = False
-            lines.append(f"arm mode restore failed: {type(exc).__name__}: {exc}")
+        p = self.params
+        lines, self._restore_ok = self.commander.exit_steps(
+            self.core.safety, lambda last: exit_target(self.layout, last, p.open_claws_on_exit, p.home_pose_deg),
+            p.home_time_s)
         return lines
-
-    def _exit_motion(self) -> str:
-        """Optional: open the claws and move the arms home (through the safety envelope) before the restore."""
-        last = self.core.safety.last
-        if last is None or not self.backend.arm_mode.engaged:
-            return ""
-        target = exit_target(self.layout, last, self.params.open_claws_on_exit, self.params.home_pose_deg)
-        if np.allclose(target, last):
-            return ""
-        rate = self.settings.execution.control_rate
-        steps = int(self.params.home_time_s * rate)
-        for k in range(1, steps + 1):
-            self._send_tick(self.core.safety.apply(last + (target - last) * min(1.0, k / steps)))
-        return "exit motion done"
-
-    def _exit_direct_to_wbc(self) -> str:
-        if not self.backend.arm_mode.direct_to_wbc_on:
-            return ""
-        self._direct_to_wbc(False, self.settings.startup.wbc_target_s)
-        return "direct-to-WBC off (after the measured pose was sent)"
 
     # -- operator services ------------------------------------------------------------------------------------
 
@@ -417,25 +293,7 @@ class PolicyNode:
 
     def _measured_pose(self) -> tuple[np.ndarray | None, str]:
         """The pose in action space, or None and why (a missing stream, a malformed message)."""
-        messages = {}
-        for stream in self.layout.used_streams():
-            sample = self.store.latest(stream)
-            if sample is None:
-                return None, f"no {stream} message yet"
-            messages[stream] = sample.msg
-        joints = self.layout.robot.num_joints
-        for comp in self.layout.state:  # a joint list of another robot's length parses, but means other joints
-            if joints and comp.field.endswith("joint_q"):
-                got = len(read_field(messages[comp.stream], comp.field))
-                if got != joints:
-                    return None, (f"sensor message malformed: {comp.stream} has {got} joints, robot "
-                                  f"{self.layout.robot.version} has {joints}")
-        try:
-            state = self.layout.state_from_messages(messages)
-        except (IndexError, AttributeError, TypeError, ValueError) as exc:
-            return None, f"sensor message malformed ({type(exc).__name__}: {exc}); layout {self.layout.name} expects " \
-                         f"{self.layout.robot.num_joints} joints for robot {self.layout.robot.version}"
-        return self.layout.measured_action(state, self.nominal_height), ""
+        return self.store.measured_action(self.nominal_height)
 
     def _refresh_problems(self) -> list[str]:
         """Every input problem now (called under _lock): stale/missing streams, malformed messages, frozen

@@ -15,15 +15,10 @@ def load_start_pose(source: str, layout: Layout) -> np.ndarray:
     """An action vector (robot units); channels a bag never commanded are NaN (start_target keeps them)."""
     if source.endswith(".bag"):
         return _from_bag(Path(source), layout)
-    from groot_ros.tools.episodes import load_episode, split_source
+    from groot_ros.tools.episodes import layout_actions, load_episode, split_source
 
     root, episode = split_source(source)
-    data = load_episode(root, episode)
-    if data.names and list(data.names) != layout.action_names:
-        raise MotionError(f"{root} action names {list(data.names)} are not the layout's {layout.action_names}")
-    if data.actions.shape[1] != layout.action_dim:
-        raise MotionError(f"{root} actions have {data.actions.shape[1]} values, the layout {layout.action_dim}")
-    return data.actions[0]
+    return layout_actions(load_episode(root, episode), layout)[0]
 
 
 def _from_bag(path: Path, layout: Layout) -> np.ndarray:

@@ -61,3 +61,15 @@ def load_episode(root: str | Path, episode: int = 0) -> Episode:
     frames = pd.concat(rows).sort_values("frame_index")
     actions = np.stack([np.asarray(a, dtype=np.float64) for a in frames["action"]])
     return Episode(episode, actions, tuple(names if isinstance(names, list) else []), float(info["fps"]))
+
+
+def layout_actions(episode: Episode, layout) -> np.ndarray:
+    """The episode's actions checked against a layout (same names when the dataset has them, same width): a
+    dataset recorded for another layout must not drive this robot."""
+    if episode.names and list(episode.names) not in (layout.action_feature_names, layout.action_names):
+        raise EpisodeError(f"episode {episode.index} action names {list(episode.names)} are not the layout's "
+                           f"{layout.action_feature_names}")
+    if episode.actions.shape[1] != layout.action_dim:
+        raise EpisodeError(f"episode {episode.index} actions have {episode.actions.shape[1]} values, the layout "
+                           f"{layout.action_dim}")
+    return episode.actions
