@@ -103,6 +103,18 @@ def test_hung_inference_and_crashed_worker_hold(layout):
     assert core2.tick(0.01, worker_alive=False).reasons == ("inference worker crashed (~start restarts it)",)
 
 
+def test_a_restarted_worker_can_infer_again(layout):
+    """A worker that died mid-inference never reports: its pending inference must not block the next worker."""
+    core = _core(layout)
+    core.tick(0.0, _pose(layout))
+    core.inference_started(0.0)
+    assert core.tick(0.05, worker_alive=False).state == "holding"
+    assert not core.wants_inference(0.06)
+    core.abandon_inference(0.06, "the inference worker died")
+    assert core.resume(0.07, ()).ok
+    assert core.wants_inference(0.08)
+
+
 def test_invalid_measured_pose_after_start_holds(layout):
     core = _core(layout)
     _running(layout, core)

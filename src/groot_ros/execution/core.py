@@ -109,6 +109,11 @@ class ExecutionCore:
         self.machine.hold([f"inference failed: {error}"])
         return result
 
+    def abandon_inference(self, now: float, why: str) -> None:
+        """The pending inference will never report (its worker died): end it, so a new worker can start one."""
+        if self.scheduler.pending_since is not None:
+            self.scheduler.reject(now, why)
+
     # -- operator ----------------------------------------------------------------------------------------
 
     def pause(self, reason: str = "paused by operator") -> Transition:

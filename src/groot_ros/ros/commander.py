@@ -110,7 +110,7 @@ class Commander:
                 rospy.loginfo("groot_ros: start-up: %s", what)
                 return
             if time.monotonic() > deadline:
-                raise StartupFailed(f"not {what} within {timeout:g} s")
+                raise StartupFailed(f"timed out after {timeout:g} s waiting for: {what}")
             self._wait_tick()
 
     # -- sequences ------------------------------------------------------------------------------------------

@@ -361,6 +361,7 @@ class PolicyNode:
         if self._worker.is_alive() or self._shutting_down.is_set():
             return False
         rospy.logwarn("groot_policy: restarting the inference worker (it died: %s)", self._worker_error)
+        self.core.abandon_inference(rospy.get_time(), "the inference worker died")
         self._worker_error = ""
         self._worker = self._start_worker()
         return True
