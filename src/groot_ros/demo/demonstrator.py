@@ -23,7 +23,7 @@ import numpy as np
 from groot_ros.execution.config import SafetyConfig
 from groot_ros.execution.safety import dimension_limits
 from groot_ros.core.layout import Layout
-from groot_ros.sim.task import REACH_DEG, YAW, YAW_DEG_PER_M, both_arms, grasp_pose_deg
+from groot_ros.sim.task import REACH_DEG, YAW_DEG_PER_M, both_arms, grasp_pose_deg
 
 # Left arm keyframes in degrees (shoulder pitch, roll, yaw, forearm pitch, hand yaw, pitch, roll); the right arm
 # is the mirror image (sim/task.py MIRROR; config/robots/4_pro.yaml limits).
@@ -34,11 +34,6 @@ LIFT_DEG = np.array([-55.0, 12.0, 0.0, -70.0, 0.0, -10.0, 0.0])
 CARRY_LATERAL_M = 0.17
 CARRY_YAW_DEG = YAW_DEG_PER_M * CARRY_LATERAL_M
 BOX_LATERAL_M, BOX_FORWARD_M = 0.08, 0.03  # box offsets are drawn from +-these
-# Each episode starts with both shoulders turned by a random yaw from +-this, independent of the box,
-# so the arms' state never tells where the box is: only the cameras do. With one shared home pose the yaw part
-# of the reach was readable from the state as soon as the arms moved, and the policy learnt to continue whatever
-# reach it had started instead of looking at the box (docs/tiny_training.md).
-START_YAW_DEG = 20.0
 CLAW_OPEN, CLAW_CLOSED = 0.0, 90.0
 TORSO_HOME = (0.0, 0.02)  # /cmd_pose height offset (m), pitch (rad)
 TORSO_BENT = (-0.05, 0.13)
@@ -56,7 +51,6 @@ class Variation:
 
     box_offset: tuple[float, float]  # m: lateral (+ left), forward (+ away) from the nominal box position
     phase_scale: tuple[float, ...]  # per moving phase (PHASE_SHARE order): relative duration
-    start_yaw_deg: float = 0.0  # both shoulders' yaw at the start (the hands turned sideways together)
 
     @classmethod
     def sample(cls, seed: int, stratum: tuple[int, int] | None = None) -> Variation:
@@ -67,9 +61,8 @@ class Variation:
         if stratum is not None:
             k, n = stratum
             low, width = low + width * k / n, width / n
-        box = (float(low + width * rng.uniform()), float(rng.uniform(-BOX_FORWARD_M, BOX_FORWARD_M)))
-        scale = tuple(float(v) for v in rng.uniform(0.8, 1.2, len(PHASE_SHARE)))
-        return cls(box_offset=box, phase_scale=scale, start_yaw_deg=float(rng.uniform(-START_YAW_DEG, START_YAW_DEG)))
+        return cls(box_offset=(float(low + width * rng.uniform()), float(rng.uniform(-BOX_FORWARD_M, BOX_FORWARD_M))),
+                   phase_scale=tuple(float(v) for v in rng.uniform(0.8, 1.2, len(PHASE_SHARE))))
 
 
 @dataclass(frozen=True)
@@ -113,12 +106,9 @@ def _keyframe(layout: Layout, left_deg: np.ndarray, claw: float, torso: tuple[fl
     return layout.action_from_channels({c.channel: channels[c.channel] for c in layout.action})
 
 
-def start_pose(layout: Layout, yaw_deg: float = 0.0) -> np.ndarray:
-    """Home (shoulders turned by `yaw_deg`), claws open, torso upright. A demonstration starts at its own
-    yaw and ends at yaw 0, the middle of the demonstrated starts, where the closed loop starts."""
-    home = HOME_DEG.copy()
-    home[YAW] += yaw_deg
-    return _keyframe(layout, home, CLAW_OPEN, TORSO_HOME)
+def start_pose(layout: Layout) -> np.ndarray:
+    """Where every demonstration starts and ends: home, claws open, torso upright."""
+    return _keyframe(layout, HOME_DEG, CLAW_OPEN, TORSO_HOME)
 
 
 def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
@@ -131,9 +121,9 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
     lift = LIFT_DEG + (grasp - REACH_DEG)
     moved = lift.copy()
     moved[2] = CARRY_YAW_DEG
-    start, home = start_pose(layout, var.start_yaw_deg), start_pose(layout)
+    home = start_pose(layout)
     poses = {  # the pose each segment ends in
-        "hold": start,
+        "hold": home,
         "reach": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),
         "close": _keyframe(layout, grasp, CLAW_CLOSED, TORSO_BENT),
         "lift": _keyframe(layout, lift, CLAW_CLOSED, TORSO_HOME),
@@ -145,7 +135,7 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
     shares = np.array(list(PHASE_SHARE.values())) * np.array(var.phase_scale)
     durations = [HOLD_S, *(shares / shares.sum() * (seconds - 2 * HOLD_S)), HOLD_S]
     episode = DemoEpisode(layout=layout, variation=var, times=np.concatenate([[0.0], np.cumsum(durations)]),
-                          keyframes=np.stack([start] + [poses[p] for p in PHASES]), phases=PHASES)
+                          keyframes=np.stack([home] + [poses[p] for p in PHASES]), phases=PHASES)
     problems = envelope_problems(episode)
     if problems:
         raise ValueError("the demonstration leaves the node's safety envelope:\n  " + "\n  ".join(problems))
