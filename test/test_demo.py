@@ -12,7 +12,8 @@ import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-CLOSED_LOOP_EPISODES = 3
+# The demo's own 5: with the tiny model's ~1/5 success, 3 boxes can all miss (they did in the issue-14 run).
+CLOSED_LOOP_EPISODES = 5
 
 
 def run_demo(root):

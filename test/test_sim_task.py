@@ -97,3 +97,22 @@ def test_cameras_show_the_box_where_the_task_has_it():
     home = render("head", np.zeros(14), OPEN, torso, (48, 64), (0.0, 0.0))
     done = render("head", np.zeros(14), OPEN, torso, (48, 64), (0.2, 0.0))
     assert not np.array_equal(home, done)  # the same pose at the start and the end no longer looks the same
+
+
+def test_the_box_position_moves_the_box_across_the_models_image_patches():
+    """The tiny model sees 56x56 images in 14 px patches: the demonstrated +-8 cm of box offset must move the box
+    by more than a patch there, and the box must stay clearly visible (docs/tiny_training.md, lever a)."""
+    import cv2
+
+    from groot_ros.demo.demonstrator import BOX_LATERAL_M
+    from groot_ros.sim.render import BOX
+
+    arm, torso = grasp_arms((0.0, 0.0)), np.zeros(2)
+    centres = []
+    for lateral in (-BOX_LATERAL_M, BOX_LATERAL_M):
+        img = cv2.resize(render("head", arm, OPEN, torso, (96, 128), (lateral, 0.0)), (56, 56),
+                         interpolation=cv2.INTER_AREA)
+        box = np.all(np.abs(img.astype(int) - BOX) < 30, axis=-1)
+        assert box.sum() >= 60  # at least ~8x8 px of box at the model's resolution
+        centres.append(np.argwhere(box)[:, 1].mean())
+    assert abs(centres[0] - centres[1]) > 14

@@ -20,14 +20,16 @@ from groot_ros.sim.task import TaskConfig
 
 SKY = np.array([70, 80, 95], np.uint8)
 TABLE = np.array([150, 110, 70], np.uint8)
-BOX = np.array([40, 90, 200], np.uint8)
+BOX = np.array([255, 230, 40], np.uint8)  # bright yellow: far from the table, sky, target and arm colours
 ARM_COLORS = (np.array([240, 140, 30], np.uint8), np.array([60, 200, 90], np.uint8))  # left, right
 JAW = np.array([235, 235, 235], np.uint8)
 TARGET = np.array([90, 90, 90], np.uint8)
 TARGET_LATERAL = TaskConfig.target_lateral
-BOX_HALF = (0.09, 0.07)  # image units
+BOX_HALF = (0.14, 0.11)  # image units
 # Image units (fractions of the image height) per metre of box offset: lateral to the left, forward to the top.
-BOX_LATERAL_PER_M, BOX_FORWARD_PER_M = 2.0, 1.5
+# Large on purpose: the policy sees the cameras at 56x56 through a small vision tower, and where the box is
+# (+-8 cm laterally) decides the grasp pose, so it must move the box across image patches (docs/tiny_training.md).
+BOX_LATERAL_PER_M, BOX_FORWARD_PER_M = 3.5, 3.0
 
 
 @lru_cache(maxsize=8)
