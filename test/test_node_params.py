@@ -66,3 +66,13 @@ def test_every_policy_launch_arg_is_reachable_from_the_wrappers(wrapper, fixed):
 def test_policy_launch_passes_the_launch_directory():
     node = ET.parse(LAUNCH / "policy.launch").getroot().find("node")
     assert any(p.get("name") == "launch_dir" and "PWD" in p.get("value") for p in node.findall("param"))
+
+
+def test_a_relaunch_does_not_inherit_private_params():
+    """roslaunch leaves a node's ~params on the master: without clear_params an earlier launch's execution
+    overrides (an unreachable start pose, say) would apply to the next one."""
+    node = ET.parse(LAUNCH / "policy.launch").getroot().find("node")
+    assert node.get("clear_params") == "true"
+    sim = [n for n in ET.parse(LAUNCH / "sim_depalletize.launch").getroot().iter("node")
+           if n.get("type") == "kuavo_loopback_sim"]
+    assert sim and sim[0].get("clear_params") == "true"

@@ -63,6 +63,12 @@ def launch(*args: str, log: Path, cwd: Path | None = None) -> Watched:
 
 
 def start_sim(log: Path, *params: str) -> Watched:
+    """The stand-in run directly (as rosrun would), with only `params` as its ~params: an earlier test's are
+    cleared first (the master keeps a node's private params after it exits; roslaunch's clear_params does this)."""
+    import rospy
+
+    if rospy.has_param("/kuavo_loopback_sim"):
+        rospy.delete_param("/kuavo_loopback_sim")
     with open(log, "w") as out:
         proc = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim",
                                  *params], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
