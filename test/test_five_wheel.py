@@ -37,6 +37,8 @@ def wheel_sim(roscore, ros_node):
     from groot_ros.sim.core import load_sim_config
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    if ros_node.has_param(SIM_NS):  # an earlier stand-in's ~params stay on the master: wait for this one's own
+        ros_node.delete_param(SIM_NS)
     proc = subprocess.Popen([sys.executable, str(REPO / "nodes" / "kuavo_loopback_sim"), "_robot:=5_wheel"],
                             env=env, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
