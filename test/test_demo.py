@@ -1,9 +1,9 @@
 """A shortened `make demo`: every stage runs for real and its outputs exist; the trained model beats holding
-offline; the closed loop scores trained, untrained and hold on unseen boxes, and neither baseline succeeds.
+offline; the closed loop scores trained, untrained and hold on unseen boxes: the trained policy places more
+boxes than the untrained one, and neither baseline places any.
 
-Not asserted: that the trained policy succeeds more often than the untrained one. The tiny CPU-trained model
-places 0-1 of 5 unseen boxes (issue 14's measurements, docs/tiny_training.md), so that check would fail at
-random; the report states the measured rates instead."""
+The trained policy placed 8-10 of 10 unseen boxes in the measurements behind the demo's settings
+(docs/tiny_training.md), so "at least one of three" fails only when the recipe stops working."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def test_demo_pipeline_short(tmp_path, depalletize_layout):
     assert result["untrained_over_trained"] > 2.0 and result["trained_beats_hold"], result
     success = result["closed_loop"]["success"]
     assert success["untrained"] == 0 and success["hold"] == 0, result  # the baselines never do the task
+    assert success["trained"] > success["untrained"], result
     assert set(success) == {"trained", "untrained", "hold"}
     text = index.read_text()
     assert text.index("## Task success in closed loop") < text.index("## Offline")

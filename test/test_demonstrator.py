@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from groot_ros.demo.demonstrator import MIN_SECONDS, envelope_problems, make_episode, min_jerk
+from groot_ros.demo.demonstrator import (BOX_LATERAL_M, DEMO_LATERAL_M, MIN_SECONDS, START_YAW_DEG, Variation,
+                                         envelope_problems, make_episode, min_jerk, start_pose)
+from groot_ros.sim.task import YAW
 from groot_ros.sim.render import render
 
 
@@ -29,7 +31,8 @@ def test_episode_phases_and_smoothness(depalletize_layout):
     slices = depalletize_layout.action_slices()
     t, actions = episode.sample(100.0)
     assert episode.seconds == pytest.approx(12.0) and actions.shape == (1201, depalletize_layout.action_dim)
-    np.testing.assert_allclose(actions[0], actions[-1])  # starts and ends at home, so episodes chain
+    np.testing.assert_allclose(actions[0], start_pose(depalletize_layout, episode.variation.start_yaw_deg))
+    np.testing.assert_allclose(actions[-1], start_pose(depalletize_layout))  # ends at home: the closed loop's start
     assert np.abs(np.diff(actions[:, :14], n=2, axis=0)).max() < 1e-3  # arms: no steps, min-jerk between keyframes
     claws = actions[:, slices["Left_claw"]].ravel()
     close = episode.times[episode.phases.index("close") + 1]
@@ -53,3 +56,19 @@ def test_the_box_offset_moves_the_grasp_and_the_picture(depalletize_layout):
                                   render(camera, arm, claw, torso, (48, 64), b.variation.box_offset))
     np.testing.assert_array_equal(render("head", arm, claw, torso, (48, 64)),
                                   render("head", arm, claw, torso, (48, 64), (0.0, 0.0)))
+
+
+def test_the_start_pose_does_not_tell_where_the_box_is(depalletize_layout):
+    """The shoulders' start yaw is drawn apart from the box, over a range like the boxes' grasp yaws, so the arms'
+    state cannot stand in for the cameras; home (yaw 0), where the closed loop starts, is inside it. The
+    demonstrations cover a wider lateral range than the closed loop's unseen boxes are drawn from."""
+    variations = [Variation.sample(seed) for seed in range(400)]
+    yaw = np.array([v.start_yaw_deg for v in variations])
+    box = np.array([v.box_offset[0] for v in variations])
+    assert yaw.min() < -0.8 * START_YAW_DEG and yaw.max() > 0.8 * START_YAW_DEG
+    assert abs(np.corrcoef(yaw, box)[0, 1]) < 0.15
+    assert box.max() > BOX_LATERAL_M and box.min() < -BOX_LATERAL_M and np.abs(box).max() <= DEMO_LATERAL_M
+    left_yaw = depalletize_layout.action_slices()["Left_arm"].start + YAW
+    episode = make_episode(depalletize_layout, int(np.argmax(np.abs(yaw - 25.0 * np.sign(box)))), MIN_SECONDS)
+    assert envelope_problems(episode) == []  # the longest reach still within the rate limits
+    assert np.degrees(episode.keyframes[0, left_yaw]) == pytest.approx(episode.variation.start_yaw_deg)

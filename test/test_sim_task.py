@@ -100,16 +100,16 @@ def test_cameras_show_the_box_where_the_task_has_it():
 
 
 def test_the_box_position_moves_the_box_across_the_models_image_patches():
-    """The tiny model sees 56x56 images in 14 px patches: the demonstrated +-8 cm of box offset must move the box
+    """The tiny model sees 56x56 images in 14 px patches: the demonstrated +-10 cm of box offset must move the box
     by more than a patch there, and the box must stay clearly visible (docs/tiny_training.md, lever a)."""
     import cv2
 
-    from groot_ros.demo.demonstrator import BOX_LATERAL_M
+    from groot_ros.demo.demonstrator import DEMO_LATERAL_M
     from groot_ros.sim.render import BOX
 
     arm, torso = grasp_arms((0.0, 0.0)), np.zeros(2)
     centres = []
-    for lateral in (-BOX_LATERAL_M, BOX_LATERAL_M):
+    for lateral in (-DEMO_LATERAL_M, DEMO_LATERAL_M):
         img = cv2.resize(render("head", arm, OPEN, torso, (96, 128), (lateral, 0.0)), (56, 56),
                          interpolation=cv2.INTER_AREA)
         box = np.all(np.abs(img.astype(int) - BOX) < 30, axis=-1)

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_layout_args(p)
     p.add_argument("--out", required=True, help="folder for episode_NNN.bag, tasks.json, episodes.json")
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seconds", type=float, default=12.0, help="length of each episode (>= 10)")
+    p.add_argument("--seconds", type=float, default=12.0, help="length of each episode (>= 8)")
     p.add_argument("--seed", type=int, default=0, help="episode k's variation comes from (seed, k)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="camera size (default: config/sim.yaml)")
     p.add_argument("--task", default=DEFAULT_TASK)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from groot_ros.core.layout import Layout
-from groot_ros.demo.demonstrator import Variation, start_pose
+from groot_ros.demo.demonstrator import BOX_LATERAL_M, Variation, start_pose
 from groot_ros.demo.recording import APPROACH_S, approach, drive, episode_seed, reset_task
 from groot_ros.sim.task import PLACED
 
@@ -30,8 +30,10 @@ POLICIES = ("trained", "untrained", "hold")
 
 
 def eval_boxes(seed: int, count: int) -> list[tuple[float, float]]:
-    """Box offsets for the closed-loop episodes: uniform over the demonstrations' range, from other seeds."""
-    return [Variation.sample(episode_seed(seed + EVAL_SEED_OFFSET, k)).box_offset for k in range(count)]
+    """Box offsets for the closed-loop episodes: uniform over +-BOX_LATERAL_M (inside the demonstrations' wider
+    range), from seeds no recording uses."""
+    return [Variation.sample(episode_seed(seed + EVAL_SEED_OFFSET, k), lateral_m=BOX_LATERAL_M).box_offset
+            for k in range(count)]
 
 
 def chunk_boundary_steps(chunks: Sequence[tuple[float, float, np.ndarray]], dims: slice) -> np.ndarray:

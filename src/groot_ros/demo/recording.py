@@ -28,7 +28,7 @@ from groot_ros.core.layout import Layout, load_layout
 from groot_ros.sim.launcher import SIM_NODE, running_sim, service_up, stop, wait_until
 
 RECORDER_NODE = "groot_demo_bag"
-APPROACH_S = 2.0  # unrecorded move from wherever the arms are to the episode's start pose
+APPROACH_S = 1.2  # unrecorded move from wherever the arms are to the episode's start pose (<= 0.9 rad/s peak)
 TASKS_FILE, EPISODES_FILE = "tasks.json", "episodes.json"
 
 
