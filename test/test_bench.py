@@ -151,3 +151,48 @@ def test_full_size_config_has_the_published_dimensions(depalletize_layout, tmp_p
         == eagle["text_config"]["hidden_size"] == dit["cross_attention_dim"] == 2048
     assert dit["output_dim"] == head["hidden_size"] and head["max_num_embodiments"] > 31
     assert base["backbone_cfg"]["select_layer"] == 12 and dit["num_layers"] == 16
+
+
+def test_kernel_families_name_the_kernels_the_gpu_profile_showed():
+    from groot_ros.bench.policy import kernel_family
+
+    assert kernel_family("nvjet_sm90_tst_24x64_64x16_4x1_v_bz_bias_TNN") == "matmul"
+    assert kernel_family("void cublasLt::splitKreduce_kernel<32, 16, int, float>") == "matmul"
+    assert kernel_family("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7") == "attention"
+    assert kernel_family("void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda("
+                         "at::TensorIteratorBase&)>") == "copy/cast/index"
+    assert kernel_family("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float>") == "norm"
+    assert kernel_family("triton_per_fused_add_mul_0") == "triton (fused)"
+    assert kernel_family("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>") \
+        == "elementwise"
+
+
+def test_extra_rows_fresh_noise_profile_and_a_failing_variant(tiny_checkpoint, tmp_path):
+    """--also adds rows; ours is also timed unseeded; a variant that raises (CUDA graphs on the CPU) is reported
+    as failed without losing the others."""
+    lines = []
+    cfg = BenchConfig(checkpoint=tiny_checkpoint.pretrained_model, workdir=tmp_path, warmup=1, iters=2,
+                      also=("cuda_graphs",), profile=1)
+    report = run_bench(cfg, log=lines.append)
+    assert [p.name for p in report.paths] == ["stock", "ours"]
+    assert "ours +cuda_graphs" in report.failed and "CUDA" in report.failed["ours +cuda_graphs"]
+    assert not report.passed()
+    ours = report.paths[1]
+    assert ours.fresh_noise is not None and ours.fresh_noise.p50 > 0 and report.stock.fresh_noise is None
+    assert ours.profile is not None and ours.profile["wall_ms"] > 0 and ours.profile["calls"] == 1
+    assert any(line.startswith("ours: end to end p50") for line in lines)  # logged as soon as timed
+    table = format_report(report)
+    assert "fresh_noise" in table and "ours +cuda_graphs: FAILED" in table and "torch" in table
+    assert main(["bench-policy", "--checkpoint", str(tiny_checkpoint.pretrained_model), "--warmup", "0",
+                 "--iters", "1", "--also", "cuda_graphs"]) == 1
+
+
+def test_node_path_times_observation_build_and_unseeded_predict(tiny_checkpoint, depalletize_layout):
+    from groot_ros.bench.node_path import NodePathConfig, format_node_path, run_node_path
+
+    result = run_node_path(NodePathConfig(checkpoint=tiny_checkpoint.pretrained_model, warmup=1, chunks=3),
+                           depalletize_layout)
+    assert result["engine"] == "groot_ros fast" and result["seed"] is None
+    ms = result["ms"]
+    assert 0 < ms["observation_build"]["p50"] and 0 < ms["predict_chunk"]["p50"] <= ms["inference"]["p50"]
+    assert "predict_chunk" in format_node_path(result)

@@ -6,15 +6,20 @@ checkpoint's min/max. Ours: policy.fast.FastEngine on the same checkpoint, obser
 
 Each path is loaded, warmed up, timed and freed before the next, so its peak memory is its own. Every timed call
 is made twice: once plain (end to end, no extra synchronisation) and once with a device sync at each stage
-boundary (the stage split). p50/p99 are over the timed calls after warm-up.
+boundary (the stage split). p50/p99 are over the timed calls after warm-up. Ours is also timed unseeded (fresh
+noise every call, the way the node calls it), and with `profile` the device kernels of a few calls are summed per
+kernel family (matrix products, attention, normalization, ...) to show where the time goes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import gc
 import json
+import re
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +31,8 @@ from groot_ros.policy.fast import FastOptions, optimize_runtime
 
 STAGES = ("preprocess", "backbone", "action_head", "denormalize")
 ABLATION = ("bf16_weights", "gpu_preprocess", "skip_lm_head", "kv_cache")
+# Extra rows of ours: cfg.options plus these switched on ("compile+cuda_graphs": both).
+EXTRAS = ("cuda_graphs", "compile", "compile+cuda_graphs")
 # Relative error of ours vs stock allowed on the normalized chunk. fp32 on a GPU: our images are resized there in
 # float (as torchvision does on a GPU) while the stock pipeline resizes them on the CPU with its fixed-point uint8
 # kernel, up to one uint8 step apart; on the CPU both use that kernel and agree bit for bit.
@@ -48,6 +55,8 @@ class BenchConfig:
     topics: str = "sim"
     options: FastOptions = FastOptions()
     ablation: bool = False  # also time ours with the speed-ups switched on one at a time
+    also: tuple[str, ...] = ()  # extra rows of ours with more options on, from EXTRAS
+    profile: int = 0  # calls per path to profile per kernel family (0: none)
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class PathResult:
     memory_kind: str  # "cuda max_memory_allocated" or "process RSS"
     rel_error: float | None = None  # ||ours - stock|| / ||stock|| on the normalized chunk
     rel_error_robot: float | None = None  # the same in robot units
+    fresh_noise: Stat | None = None  # end to end unseeded (fresh noise per call, as the node calls it); ours only
+    profile: dict[str, Any] | None = None  # kernel_profile() of a few calls
     normalized: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     chunk: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
@@ -83,6 +94,8 @@ class BenchReport:
     device_name: str
     parameters: int
     paths: list[PathResult]
+    environment: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # variants that raised: name -> error
 
     @property
     def stock(self) -> PathResult:
@@ -95,7 +108,8 @@ class BenchReport:
         return TOLERANCE[(self.config.dtype, "cuda" if self.config.device.startswith("cuda") else "cpu")]
 
     def passed(self) -> bool:
-        return all(p.rel_error is not None and p.rel_error <= self.tolerance() for p in self.paths[1:])
+        return not self.failed and all(p.rel_error is not None and p.rel_error <= self.tolerance()
+                                       for p in self.paths[1:])
 
 
 class StageTimer:
@@ -189,7 +203,7 @@ def stock_predict(runtime: Any, obs: Any, seed: int, timer: Any = None) -> Predi
 
 
 def _time_path(name: str, predict: Callable[..., Prediction], options: list[str], cfg: BenchConfig,
-               device: Device, obs: Any) -> PathResult:
+               device: Device, obs: Any, unseeded: bool = False) -> PathResult:
     for _ in range(cfg.warmup):
         predict(obs, cfg.seed)
     e2e, staged = [], []
@@ -202,11 +216,84 @@ def _time_path(name: str, predict: Callable[..., Prediction], options: list[str]
         timer = StageTimer(device.sync)
         predict(obs, cfg.seed, timer)
         staged.append(timer.ms)
+    fresh = None
+    if unseeded:
+        fresh = []
+        for _ in range(cfg.iters):
+            device.sync()
+            t0 = time.perf_counter()
+            predict(obs, None)
+            device.sync()
+            fresh.append((time.perf_counter() - t0) * 1e3)
+    profile = kernel_profile(lambda: predict(obs, cfg.seed), device, cfg.profile) if cfg.profile > 0 else None
     out = predict(obs, cfg.seed)
     peak, kind = device.peak_mb()
     names = [s for s in (*STAGES, "other") if any(s in t for t in staged)]
     stages = {s: Stat.of([t.get(s, 0.0) for t in staged]) for s in names}
-    return PathResult(name, options, stages, Stat.of(e2e), peak, kind, normalized=out.normalized, chunk=out.chunk)
+    return PathResult(name, options, stages, Stat.of(e2e), peak, kind, normalized=out.normalized, chunk=out.chunk,
+                      fresh_noise=Stat.of(fresh) if fresh else None, profile=profile)
+
+
+# Kernel families, first match wins (names of cuBLAS/CUTLASS/cuDNN/flash/Triton/ATen kernels as the profiler
+# reports them).
+KERNEL_FAMILIES = (
+    ("attention", r"flash|fmha|attention|_attn|sdpa|cudnn.*(mha|sdp)"),
+    ("matmul", r"gemm|gemv|cutlass|xmma|nvjet|cublas|matmul|\bmm_|splitk|Kernel2"),
+    ("triton (fused)", r"^triton_"),
+    ("norm", r"norm|rms"),
+    ("softmax/reduce", r"softmax|reduce|welford"),
+    ("image resize", r"upsample|interp|bicubic|bilinear|aa_"),
+    ("copy/cast/index", r"memcpy|memset|copy|cat|index|gather|scatter|fill|arange|embedding|contiguous"),
+    ("elementwise", r"elementwise|vectorized|unrolled|activation|gelu|silu|mul|add|pow|exp|sin|cos|where|clamp"),
+)
+
+
+def kernel_family(name: str) -> str:
+    for family, pattern in KERNEL_FAMILIES:
+        if re.search(pattern, name, re.IGNORECASE):
+            return family
+    return "other"
+
+
+def kernel_profile(call: Callable[[], Any], device: "Device", calls: int) -> dict[str, Any]:
+    """Device time per call, summed per kernel family over `calls` profiled calls, against the wall time.
+
+    busy_ms: kernels and copies on the device per call; wall_ms: the calls' wall time under the profiler (which
+    adds some host overhead); the difference is time the device waited for the host (launches, Python, syncs).
+    Kernels replayed from a CUDA graph are reported when the profiler (CUPTI) records them; `kernels` counts what
+    it saw.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.cuda else [])
+    call()
+    device.sync()
+    with profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            call()
+        device.sync()
+        wall = (time.perf_counter() - t0) * 1e3 / calls
+    families: dict[str, float] = {}
+    top: dict[str, list[float]] = {}
+    kernels = 0
+    for evt in prof.events():
+        if getattr(evt, "device_type", None) != torch.autograd.DeviceType.CUDA:
+            continue
+        us = float(evt.time_range.elapsed_us())  # a device event's own span: the kernel or copy
+        kernels += 1
+        fam = kernel_family(evt.name)
+        families[fam] = families.get(fam, 0.0) + us / 1e3 / calls
+        entry = top.setdefault(evt.name, [0.0, 0])
+        entry[0] += us / 1e3 / calls
+        entry[1] += 1
+    busy = sum(families.values())
+    ranked = sorted(top.items(), key=lambda kv: -kv[1][0])[:25]
+    return {"calls": calls, "wall_ms": wall, "busy_ms": busy, "kernels_per_call": kernels / calls,
+            "families_ms": dict(sorted(families.items(), key=lambda kv: -kv[1])),
+            "top_kernels": [{"name": n[:160], "ms_per_call": v[0], "launches_per_call": v[1] / calls,
+                             "family": kernel_family(n)} for n, v in ranked]}
 
 
 def _rel(a: np.ndarray, ref: np.ndarray) -> float:
@@ -236,7 +323,31 @@ def variants(cfg: BenchConfig) -> list[tuple[str, FastOptions]]:
                 continue
             runs.append((f"only {name}", replace(none, **{name: True})))
     runs.append(("ours", cfg.options))
+    for extra in cfg.also:
+        names = extra.split("+")
+        if extra not in EXTRAS:
+            raise ValueError(f"unknown extra variant '{extra}'; known: {', '.join(EXTRAS)}")
+        runs.append((f"ours +{extra}", replace(cfg.options, **{n: True for n in names})))
     return runs
+
+
+def environment(device: "Device") -> dict[str, str]:
+    """Versions and date the numbers were taken with."""
+    import platform
+    from importlib import metadata
+
+    env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "python": platform.python_version(), "torch": device.torch.__version__}
+    for dist in ("transformers", "lerobot", "diffusers"):
+        try:
+            env[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            env[dist] = "missing"
+    if device.cuda:
+        env["cuda"] = str(device.torch.version.cuda)
+        props = device.torch.cuda.get_device_properties(device.name)
+        env["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs"
+    return env
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> BenchReport:
@@ -260,20 +371,47 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
         runtime.policy.config.use_bf16 = True
         runtime.policy._groot_model.compute_dtype = runtime.policy._groot_model.config.compute_dtype = "bfloat16"
     stock = _time_path("stock", lambda o, s, t=None: stock_predict(runtime, o, s, t), [], cfg, device, obs)
+    log(summary_line(stock))
     del runtime
     paths = [stock]
+    failed: dict[str, str] = {}
     for name, options in variants(cfg):
         log(f"{name}: {', '.join(options.enabled()) or 'nothing'} ...")
         device.reset_peak()
         bf16_weights = cfg.dtype == "bfloat16" and options.bf16_weights
-        runtime = load("bfloat16" if bf16_weights else "float32")
-        runtime.dtype = cfg.dtype  # bf16 compute on fp32 weights (autocast) when bf16 weights are switched off
-        engine = optimize_runtime(runtime, options)
-        result = _time_path(name, lambda o, s, t=None: engine.predict(o, s, t), options.enabled(), cfg, device, obs)
-        paths.append(replace(result, rel_error=_rel(result.normalized, stock.normalized),
-                             rel_error_robot=_rel(result.chunk, stock.chunk)))
-        del engine, runtime
-    return BenchReport(cfg, checkpoint, device.describe(), parameters, paths)
+        runtime = engine = None
+        try:
+            runtime = load("bfloat16" if bf16_weights else "float32")
+            runtime.dtype = cfg.dtype  # bf16 compute on fp32 weights (autocast) when bf16 weights are switched off
+            engine = optimize_runtime(runtime, options)
+            result = _time_path(name, lambda o, s, t=None: engine.predict(o, s, t), options.enabled(), cfg, device,
+                                obs, unseeded=True)
+            paths.append(replace(result, rel_error=_rel(result.normalized, stock.normalized),
+                                 rel_error_robot=_rel(result.chunk, stock.chunk)))
+            log(summary_line(paths[-1], stock))  # as it comes: a run cut short still leaves its finished rows
+        except Exception as exc:  # noqa: BLE001 - one variant failing (a capture, a compile) must not lose the rest
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            log(f"{name} FAILED:\n{traceback.format_exc()}")
+            del exc
+        finally:
+            del engine, runtime
+            if options.compile:
+                import torch
+
+                torch._dynamo.reset()  # compiled code holds the engine (and its weights) otherwise
+    return BenchReport(cfg, checkpoint, device.describe(), parameters, paths, environment(device), failed)
+
+
+def summary_line(path: PathResult, stock: PathResult | None = None) -> str:
+    """One path's end to end, stages (p50) and peak memory, logged as soon as it is timed."""
+    stages = ", ".join(f"{name} {stat.p50:.2f}" for name, stat in path.stages.items())
+    line = (f"{path.name}: end to end p50 {path.end_to_end.p50:.2f} p99 {path.end_to_end.p99:.2f} ms ({stages}); "
+            f"peak {path.peak_memory_mb:.0f} MB")
+    if path.fresh_noise is not None:
+        line += f"; fresh noise p50 {path.fresh_noise.p50:.2f} p99 {path.fresh_noise.p99:.2f} ms"
+    if stock is not None:
+        line += f"; {stock.end_to_end.p50 / path.end_to_end.p50:.2f}x stock; rel. error {path.rel_error:.1e}"
+    return line
 
 
 def format_report(report: BenchReport) -> str:
@@ -284,22 +422,37 @@ def format_report(report: BenchReport) -> str:
              f"({report.parameters / 1e6:,.1f} M parameters) on {report.device_name}, {cfg.dtype}, "
              f"{cfg.warmup} warm-up + {cfg.iters} timed calls; ms p50 / p99",
              f"  checkpoint: {report.checkpoint}",
-             "  " + "path".ljust(width) + "".join(s.rjust(18) for s in (*stages, "end_to_end"))
+             "  " + ", ".join(f"{k} {v}" for k, v in report.environment.items()),
+             "  " + "path".ljust(width) + "".join(s.rjust(18) for s in (*stages, "end_to_end", "fresh_noise"))
              + "  peak MB".rjust(11) + "  x stock".rjust(9) + "  rel.err".rjust(10)]
     for p in report.paths:
-        cells = [p.stages.get(s) for s in stages] + [p.end_to_end]
+        cells = [p.stages.get(s) for s in stages] + [p.end_to_end, p.fresh_noise]
         row = "".join((f"{c.p50:8.2f} / {c.p99:7.2f}" if c else "-".rjust(18)) for c in cells)
         err = "-" if p.rel_error is None else f"{p.rel_error:.1e}"
         lines.append("  " + p.name.ljust(width) + row + f"{p.peak_memory_mb:11.0f}" + f"{report.ratio(p):9.2f}"
                      + err.rjust(10))
     kinds = {p.memory_kind for p in report.paths}
     lines.append(f"  peak memory: {', '.join(sorted(kinds))}; stage columns come from stage-synchronised calls, "
-                 "end_to_end from plain ones; 'other' is the stock path's glue between stages")
-    ours = report.paths[-1]
-    verdict = "within" if report.passed() else "OUTSIDE"
-    lines.append(f"  ours: {', '.join(ours.options)} -> {report.ratio(ours):.2f}x the stock end to end; "
-                 f"outputs {verdict} tolerance {report.tolerance():.0e} (relative error, same seed; "
-                 f"robot units {ours.rel_error_robot:.1e})")
+                 "end_to_end from plain ones (same seed), fresh_noise from plain unseeded ones; 'other' is the stock "
+                 "path's glue between stages")
+    profiled = [p for p in report.paths if p.profile]
+    if profiled:
+        families = list(dict.fromkeys(f for p in profiled for f in p.profile["families_ms"]))
+        lines.append("  device time per call by kernel family, ms (profiled calls; wall includes profiler overhead)")
+        lines.append("  " + "path".ljust(width) + "".join(f[:14].rjust(15) for f in (*families, "busy", "wall"))
+                     + "kernels".rjust(9))
+        for p in profiled:
+            prof = p.profile
+            cells = [prof["families_ms"].get(f, 0.0) for f in families] + [prof["busy_ms"], prof["wall_ms"]]
+            lines.append("  " + p.name.ljust(width) + "".join(f"{c:15.3f}" for c in cells)
+                         + f"{prof['kernels_per_call']:9.0f}")
+    for ours in [p for p in report.paths[1:] if p.name.startswith("ours")]:
+        verdict = "within" if ours.rel_error is not None and ours.rel_error <= report.tolerance() else "OUTSIDE"
+        lines.append(f"  {ours.name}: {', '.join(ours.options)} -> {report.ratio(ours):.2f}x the stock end to end; "
+                     f"outputs {verdict} tolerance {report.tolerance():.0e} (relative error, same seed; "
+                     f"robot units {ours.rel_error_robot:.1e})")
+    for name, error in report.failed.items():
+        lines.append(f"  {name}: FAILED: {error}")
     return "\n".join(lines)
 
 
@@ -313,7 +466,8 @@ def report_json(report: BenchReport) -> dict:
     cfg["checkpoint"] = str(cfg["checkpoint"]) if cfg["checkpoint"] else None
     cfg["workdir"] = str(cfg["workdir"])
     return {"config": cfg, "checkpoint": str(report.checkpoint), "device": report.device_name,
-            "parameters": report.parameters, "tolerance": report.tolerance(), "passed": report.passed(),
+            "parameters": report.parameters, "environment": report.environment,
+            "tolerance": report.tolerance(), "passed": report.passed(), "failed": report.failed,
             "paths": [path(p) for p in report.paths]}
 
 

@@ -21,12 +21,37 @@ def cmd_bench_policy(args: argparse.Namespace) -> int:
     cfg = BenchConfig(size=args.size, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
                       workdir=Path(args.workdir), device=args.device, dtype=args.dtype, attention=args.attention,
                       warmup=args.warmup, iters=args.iters, seed=args.seed, layout=args.layout, robot=args.robot,
-                      topics=args.topics, options=options, ablation=args.ablation)
+                      topics=args.topics, options=options, ablation=args.ablation, also=tuple(args.also),
+                      profile=args.profile)
     report = run_bench(cfg, log=lambda line: print(f"[bench] {line}", file=sys.stderr))
     print(format_report(report))
     if args.json:
         write_json(report, Path(args.json))
     return 0 if report.passed() else 1
+
+
+def cmd_bench_node_path(args: argparse.Namespace) -> int:
+    """The node's inference worker work (observation build + predict_chunk) without ROS (bench/node_path.py)."""
+    import json
+
+    from groot_ros.bench.node_path import NodePathConfig, format_node_path, run_node_path
+    from groot_ros.core.layout import load_layout
+
+    layout = load_layout(args.layout, args.robot, args.topics)
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+    else:  # the random-weight model bench-policy uses (made once under --workdir)
+        from groot_ros.bench.policy import BenchConfig, prepare_checkpoint
+
+        checkpoint = prepare_checkpoint(BenchConfig(size=args.size, workdir=Path(args.workdir)), layout)
+    cfg = NodePathConfig(checkpoint=checkpoint, device=args.device, dtype=args.dtype, attention=args.attention,
+                         fast_inference=not args.stock, seed=args.seed, warmup=args.warmup, chunks=args.chunks)
+    result = run_node_path(cfg, layout)
+    print(format_node_path(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def cmd_bench_node(args: argparse.Namespace) -> int:
@@ -37,6 +62,9 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
                           camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference,
                           topics=args.topics)
     return main_bench_node(cfg, args.json)
+
+
+EXTRAS = ("cuda_graphs", "compile", "compile+cuda_graphs")  # groot_ros.bench.policy.EXTRAS (no torch import here)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,8 +86,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="switch one of ours' speed-ups off (repeatable)")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone and the action head")
     p.add_argument("--cuda-graphs", action="store_true", help="replay backbone and action head from CUDA graphs")
+    p.add_argument("--also", action="append", default=[], choices=EXTRAS,
+                   help="also time ours with these switched on, as extra rows (repeatable): cuda_graphs, compile, "
+                        "compile+cuda_graphs")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile N calls per path and print the device time per kernel family")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench_policy)
+
+    p = sub.add_parser("bench-node-path", help="the node's per-chunk inference work (observation build + "
+                                               "predict_chunk, unseeded) in a worker thread, without ROS")
+    add_layout_args(p)
+    p.add_argument("--size", default="tiny", choices=("tiny", "full"), help="random-weight model (as bench-policy)")
+    p.add_argument("--checkpoint", help="pretrained_model/ dir instead of a random-weight model")
+    p.add_argument("--workdir", default="artifacts/bench")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--attention", default="auto", choices=("auto", "sdpa", "flash_attention_2"))
+    p.add_argument("--stock", action="store_true", help="the stock engine (fast_inference:=false)")
+    p.add_argument("--seed", type=int, default=None, help="default: none, fresh noise per chunk as the node")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--chunks", type=int, default=100)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_bench_node_path)
 
     p = sub.add_parser("bench-node", help="the policy node's control jitter, latency, CPU share and stalls on the "
                                           "stand-in sim (async vs sync)")

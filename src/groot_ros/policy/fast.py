@@ -329,7 +329,8 @@ class FastEngine(ChunkPolicy):
         embeds = eagle.language_model.get_input_embeddings()(prompt.input_ids)
         vit = eagle.extract_feature(pixel_values)
         embeds[:, prompt.image_positions] = vit.reshape(1, -1, embeds.shape[-1]).to(embeds.dtype)
-        hidden = eagle.language_model.model(inputs_embeds=embeds, attention_mask=prompt.attention_mask)
+        hidden = eagle.language_model.model(inputs_embeds=embeds, attention_mask=prompt.attention_mask,
+                                            use_cache=False)  # one forward pass: no KV cache to fill
         # GR00T takes hidden_states[select_layer] after truncating the LLM to select_layer layers: the last one.
         return backbone.eagle_linear(hidden.last_hidden_state)
 
