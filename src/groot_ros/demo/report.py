@@ -89,10 +89,10 @@ def closed_loop_section(loop: Path, bags: Path, layout: Layout, report: Path) ->
     policies = data["policies"]
     count = len(next(iter(policies.values())))
     lines = ["## Task success in closed loop (box positions not seen in training)", "",
-             "Each episode starts from the demonstrations' start pose with the box somewhere new on the pallet; the "
-             "stand-in scores it (docs/kuavo_sim.md: both claws close within 8 deg of the box's grasp pose, carry, "
-             "open over the conveyor). untrained: the same checkpoint with its base weights; hold: the start pose "
-             "held.", ""]
+             "Each episode starts from home (where the demonstrations end; their start yaw is drawn around it) with "
+             "the box somewhere new on the pallet, within the demonstrated range; the stand-in scores it "
+             "(docs/kuavo_sim.md: both claws close within 8 deg of the box's grasp pose, carry, open over the "
+             "conveyor). untrained: the same checkpoint with its base weights; hold: home held.", ""]
     lines += success_table(policies)
     trained = policies.get("trained", [])
     steps = np.concatenate([e["boundary_steps"] for e in trained]) if trained else np.zeros(0)
