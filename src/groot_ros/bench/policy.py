@@ -370,7 +370,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
     if cfg.dtype == "bfloat16":  # LeRobot's inference mode: fp32 weights, bf16 autocast (use_bf16=True)
         runtime.policy.config.use_bf16 = True
         runtime.policy._groot_model.compute_dtype = runtime.policy._groot_model.config.compute_dtype = "bfloat16"
-    stock = _time_path("stock", lambda o, s, t=None: stock_predict(runtime, o, s, t), [], cfg, device, obs)
+    stock = _time_path("stock", lambda o, s, t=None, r=runtime: stock_predict(r, o, s, t), [], cfg, device, obs)
     log(summary_line(stock))
     del runtime
     paths = [stock]
@@ -384,8 +384,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
             runtime = load("bfloat16" if bf16_weights else "float32")
             runtime.dtype = cfg.dtype  # bf16 compute on fp32 weights (autocast) when bf16 weights are switched off
             engine = optimize_runtime(runtime, options)
-            result = _time_path(name, lambda o, s, t=None: engine.predict(o, s, t), options.enabled(), cfg, device,
-                                obs, unseeded=True)
+            result = _time_path(name, lambda o, s, t=None, e=engine: e.predict(o, s, t), options.enabled(), cfg,
+                                device, obs, unseeded=True)
             paths.append(replace(result, rel_error=_rel(result.normalized, stock.normalized),
                                  rel_error_robot=_rel(result.chunk, stock.chunk)))
             log(summary_line(paths[-1], stock))  # as it comes: a run cut short still leaves its finished rows
