@@ -125,3 +125,14 @@ def test_tiny_training_beats_the_untrained_model_on_a_held_out_episode(tmp_path,
              for name, runtime in (("trained", GrootRuntime.load(checkpoint, depalletize_layout)),
                                    ("untrained", untrained_runtime(checkpoint, depalletize_layout)))}
     assert error["trained"] < 0.5 * error["untrained"], error
+
+
+@pytest.mark.parametrize("steps", [1500, 2500, 1200, 3000, 7])
+def test_the_demo_runs_last_loss_line_is_its_final_step(tmp_path, steps):
+    """LeRobot logs the loss every log_freq steps: the demo's loss curve ends at the true final step only if
+    log_freq divides the step count (2500 steps with log_freq 83 ended at 2490)."""
+    from groot_ros.testing.tiny_checkpoint import TinyCheckpoint
+    from groot_ros.tools.training import demo_train_options
+
+    options = demo_train_options(tmp_path / "data", tmp_path / "run", TinyCheckpoint(tmp_path / "base"), steps=steps)
+    assert steps % options.log_freq == 0 and (steps < 30 or 15 <= steps // options.log_freq <= 60)

@@ -150,8 +150,14 @@ def demo_train_options(dataset_root: Path, output_dir: Path, base: TinyCheckpoin
     """
     return TrainOptions(dataset_root=dataset_root, output_dir=output_dir, base_model=str(base.base_model),
                         eagle_assets=base.eagle_assets, batch_size=batch_size, steps=steps, save_freq=steps,
-                        log_freq=max(1, steps // 30), num_workers=0, device="cpu", seed=seed,
+                        log_freq=_log_freq(steps), num_workers=0, device="cpu", seed=seed,
                         extra=(f"--policy.optimizer_lr={TINY_LR}",))
+
+
+def _log_freq(steps: int, points: int = 30) -> int:
+    """A divisor of `steps` giving about `points` loss lines, so the last one is at the final step (LeRobot logs
+    every log_freq steps only)."""
+    return min((d for d in range(1, steps + 1) if steps % d == 0), key=lambda d: abs(steps // d - points))
 
 
 def resolve_device(device: str) -> str:
