@@ -5,8 +5,9 @@ One launch of sim_depalletize.launch per model (the policy node starts paused). 
 home, where the demonstrations end (they start with the shoulders turned around it), by the recorder's
 minimum-jerk approach through the topics backend; the task is reset with the episode's box, the node is started
 (~start: it ramps from the measured pose) and runs until the box is placed or the time is up, then stopped
-(~stop). "hold" is the same episode with home held (no node). Recorded per episode: the measured arms and claws, the task's phase, every chunk the node
-published and its status (clamps). ROS at the edges; the numbers come from the plain functions below.
+(~stop). "hold" is the same episode with home held (no node). Recorded per episode: the measured arms and
+claws, the task's phase, every chunk the node published and its status (clamps). ROS at the edges; the numbers
+come from the plain functions below.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """A scripted depalletize-like demonstrator in action space: the motion record-demos drives the stand-in through.
 
-One episode: hold at the start pose -> reach for the box (torso bends) -> close the claws -> lift with the torso
-(Cmd_pose_z / Cmd_pose_pitch) -> carry the box to the conveyor on the left -> open the claws -> back home.
+One episode: hold at the start pose -> reach for the box (torso bends) -> settle there -> close the claws -> lift
+with the torso (Cmd_pose_z / Cmd_pose_pitch) -> carry the box to the conveyor on the left -> open the claws -> back
+home.
 Poses are keyframes in the command channels (arm rad, claw 0..100, torso offset m / pitch rad), joined by
 minimum-jerk segments so velocity and acceleration are zero at every keyframe. Each episode's seed draws a box
 offset, which moves the grasp pose (sim/task.py's grasp_arms: what the stand-in scores a grasp against) and
@@ -50,8 +51,8 @@ PHASES = ("hold", "reach", "settle", "close", "lift", "move", "open", "retreat",
 # "settle": the arms rest at the grasp pose before the claws close, so that closing follows arriving (a policy
 # whose reach runs late still closes on the box, not on the way to it).
 PHASE_SHARE = {"reach": 0.17, "settle": 0.05, "close": 0.07, "lift": 0.16, "move": 0.32, "open": 0.07, "retreat": 0.16}
-HOLD_S = 0.5  # still at home before and after the motion
-MIN_SECONDS = 8.0  # shorter episodes would exceed the node's rate limits (torso pitch, arm speed)
+HOLD_S = 0.5  # still before the motion (at the start pose) and after it (at home)
+MIN_SECONDS = 8.0  # below this the phases cannot all keep within the node's rate limits (_fit_durations)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
     }
     keyframes = np.stack([poses["hold"]] + [poses[p] for p in PHASES])
     shares = np.array(list(PHASE_SHARE.values())) * np.array(var.phase_scale)
-    moving = _fit_durations(shares / shares.sum() * (seconds - 2 * HOLD_S), _shortest_durations(layout, keyframes[1:-1]))
+    moving = _fit_durations(shares / shares.sum() * (seconds - 2 * HOLD_S),
+                            _shortest_durations(layout, keyframes[1:-1]))
     durations = [HOLD_S, *moving, HOLD_S]
     episode = DemoEpisode(layout=layout, variation=var, times=np.concatenate([[0.0], np.cumsum(durations)]),
                           keyframes=keyframes, phases=PHASES)
