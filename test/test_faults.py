@@ -5,6 +5,7 @@ fault_table.json in the test's tmp dir and printed (pytest -s)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from xmlrpc.client import ServerProxy
 
 import numpy as np
 import pytest
@@ -321,7 +323,7 @@ def test_master_killed_keeps_the_envelope_and_reports_the_restore_truthfully(tin
     master = subprocess.Popen(["roscore", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     (tmp_path / "exec.yaml").write_text(yaml.safe_dump({"startup": {"arm_pose_deg": START_DEG, "move_time_s": 2.0}}))
-    procs = []
+    procs, rosout = [], None
     try:
         import rosgraph
 
@@ -344,8 +346,9 @@ def test_master_killed_keeps_the_envelope_and_reports_the_restore_truthfully(tin
 
         wait_until(lambda: "running" in last_state() or None, 90, "running on the own master", [node])
         time.sleep(1.0)
-        rosmaster = rosgraph.Master("/groot_ros_test", master_uri=env["ROS_MASTER_URI"]).getPid()
-        os.kill(rosmaster, signal.SIGKILL)  # roslaunch runs rosmaster in a session of its own
+        graph = rosgraph.Master("/groot_ros_test", master_uri=env["ROS_MASTER_URI"])
+        rosout = ServerProxy(graph.lookupNode("/rosout")).getPid("/groot_ros_test")[2]  # killed after the test
+        os.kill(graph.getPid(), signal.SIGKILL)  # roslaunch runs rosmaster in a session of its own
         os.killpg(master.pid, signal.SIGKILL)
         master.wait()
         t_kill = time.monotonic()
@@ -356,6 +359,9 @@ def test_master_killed_keeps_the_envelope_and_reports_the_restore_truthfully(tin
         for proc in reversed(procs):
             stop(proc)
         stop(master)
+        if rosout is not None:  # the killed roscore cannot stop its rosout any more
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rosout, signal.SIGKILL)
     with open(tmp_path / "arm.csv") as f:
         rows = list(csv.reader(f))
     cols = [i for i, name in enumerate(rows[0]) if name.startswith("field.position")]

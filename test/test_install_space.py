@@ -72,8 +72,11 @@ def test_both_nodes_start_from_the_install_space(install_space, tiny_checkpoint,
         export ROS_MASTER_URI=http://127.0.0.1:{port} ROS_IP=127.0.0.1 ROS_LOG_DIR={tmp_path}/log
         roscore -p {port} >{tmp_path}/core.log 2>&1 &
         core=$!
+        # roscore stops its rosmaster and rosout (sessions of their own) on SIGTERM: wait for it, or the group's
+        # SIGKILL after the script (in_install) would leave them running.
         stop() {{ kill -TERM $launch 2>/dev/null; for i in $(seq 60); do kill -0 $launch 2>/dev/null || break; sleep 0.5; done
-                 kill -9 $launch 2>/dev/null; kill $core; }}
+                 kill -9 $launch 2>/dev/null; kill $core
+                 for i in $(seq 40); do kill -0 $core 2>/dev/null || break; sleep 0.5; done; }}
         for i in $(seq 120); do rostopic list >/dev/null 2>&1 && break; sleep 0.5; done
         roslaunch groot_ros sim_depalletize.launch checkpoint:={tiny_checkpoint.pretrained_model} \\
             >{tmp_path}/launch.log 2>&1 &
