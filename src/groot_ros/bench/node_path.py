@@ -64,7 +64,7 @@ def stream_messages(layout: Layout, now: float, rng: np.random.Generator) -> dic
     """One message-shaped object per state stream, holding every field the layout reads (long enough vectors)."""
     messages: dict[str, SimpleNamespace] = {}
     for comp in layout.state:
-        size = max(max(comp.indices) + 1, layout.robot.num_joints or 0 if comp.joint_vector else 0)
+        size = max(max(comp.indices) + 1, (layout.robot.num_joints or 0) if comp.joint_vector else 0)
         values = list(rng.uniform(-0.5, 0.5, size))
         msg = _nested(comp.field, values)
         messages[comp.stream] = _merge(messages[comp.stream], msg) if comp.stream in messages else msg

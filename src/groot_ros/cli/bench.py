@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from groot_ros.bench.policy import EXTRAS  # no torch: that module imports it where it runs
 from groot_ros.cli.common import add_layout_args
 
 
@@ -62,9 +63,6 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
                           camera_rate=args.camera_rate, modes=tuple(args.modes), fast_inference=args.fast_inference,
                           topics=args.topics)
     return main_bench_node(cfg, args.json)
-
-
-EXTRAS = ("cuda_graphs", "compile", "compile+cuda_graphs")  # groot_ros.bench.policy.EXTRAS (no torch import here)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -107,6 +107,9 @@ class DemoEpisode:
         return t, np.stack([self.action_at(float(x)) for x in t])
 
 
+MIN_JERK_PEAK = 1.875  # a minimum-jerk segment's peak speed over its mean speed
+
+
 def min_jerk(s: float | np.ndarray) -> float | np.ndarray:
     """0 -> 1 with zero velocity and acceleration at both ends (s clipped to [0, 1])."""
     s = np.clip(s, 0.0, 1.0)
@@ -163,9 +166,9 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
 
 def _shortest_durations(layout: Layout, poses: np.ndarray) -> np.ndarray:
     """The shortest time each minimum-jerk segment between consecutive `poses` may take within the node's rate
-    limits (its peak speed is 1.875 x the mean), with 2 % to spare."""
+    limits (its peak speed is MIN_JERK_PEAK x the mean), with 2 % to spare."""
     speed = np.array([lim.max_step for lim in dimension_limits(layout, SafetyConfig(), tick_dt=1.0)])
-    return 1.02 * 1.875 * np.max(np.abs(np.diff(poses, axis=0)) / speed, axis=1)
+    return 1.02 * MIN_JERK_PEAK * np.max(np.abs(np.diff(poses, axis=0)) / speed, axis=1)
 
 
 def _fit_durations(planned: np.ndarray, shortest: np.ndarray) -> np.ndarray:
@@ -181,16 +184,16 @@ def _fit_durations(planned: np.ndarray, shortest: np.ndarray) -> np.ndarray:
 
 
 def envelope_problems(episode: DemoEpisode, safety: SafetyConfig = SafetyConfig()) -> list[str]:
-    """Keyframes outside the position limits, segments faster than the rate limits (min-jerk peak 1.875 x mean)."""
+    """Keyframes outside the position limits, segments faster than the rate limits (at their peak)."""
     limits = dimension_limits(episode.layout, safety, tick_dt=1.0)  # max_step per second
     names = episode.layout.action_names
     problems = []
     for k, pose in enumerate(episode.keyframes):
         for name, value, lim in zip(names, pose, limits):
             if not lim.lower - 1e-9 <= value <= lim.upper + 1e-9:
-                where = episode.phases[k - 1] if k else "home"
+                where = episode.phases[k - 1] if k else "start"
                 problems.append(f"{where}: {name} = {value:.4f} outside {lim.limit_text}")
-    peak = 1.875 * np.abs(np.diff(episode.keyframes, axis=0)) / np.diff(episode.times)[:, None]
+    peak = MIN_JERK_PEAK * np.abs(np.diff(episode.keyframes, axis=0)) / np.diff(episode.times)[:, None]
     for k, row in enumerate(peak):
         for name, speed, lim in zip(names, row, limits):
             if speed > lim.max_step:
