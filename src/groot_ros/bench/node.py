@@ -2,7 +2,8 @@
 
 Starts its own roscore, the stand-in sim with three raw rgb8 cameras (default 640x480 at 30 Hz) and the policy
 node with a checkpoint (default: a fresh tiny one), once in async and once in sync mode, and reads what the node
-itself measures (/diagnostics) plus its CPU time. Numbers, not pass/fail: the machine decides them.
+itself measures (the structured fields of its ~status: chunks, stall and missed ticks, `timings`) plus its CPU
+time. Numbers, not pass/fail: the machine decides them.
 """
 
 from __future__ import annotations
@@ -56,33 +57,33 @@ def _node_pid(launch_pid: int) -> int:
 
 def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env: dict) -> dict:
     import rospy
-    from diagnostic_msgs.msg import DiagnosticArray
+
+    from groot_ros.msg import PolicyStatus
 
     latest: dict = {}
 
-    def on_diag(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == "groot_policy":
-                latest.update({kv.key: kv.value for kv in status.values})
+    def on_status(msg: PolicyStatus) -> None:
+        latest.update({kv.key: kv.value for kv in msg.timings}, chunks=msg.chunks, stall_ticks=msg.stalls,
+                      missed_ticks=msg.missed_ticks)
 
     overrides = work / f"exec_{mode}.yaml"
     overrides.write_text(yaml.safe_dump({"execution": {"mode": mode}, "watchdog": {"auto_resume": True}}))
     launch = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={checkpoint}", f"topics:={cfg.topics}",
                         f"execution_overrides:={overrides}", f"fast_inference:={str(cfg.fast_inference).lower()}"],
                        env, work / f"launch_{mode}.log")
-    sub = rospy.Subscriber("/diagnostics", DiagnosticArray, on_diag, queue_size=10)
+    sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, on_status, queue_size=10)
     try:
-        wait_until(lambda: int(latest.get("chunks", "0") or 0) >= 2, 120, f"{mode}: two chunks from the node",
-                   [launch])
+        wait_until(lambda: latest.get("chunks", 0) >= 2, 120, f"{mode}: two chunks from the node", [launch])
         pid = _node_pid(launch.proc.pid)
-        stalls0, cpu0, t0 = int(latest["stall_ticks"]), _cpu_seconds(pid), time.monotonic()
+        stalls0, missed0 = latest["stall_ticks"], latest["missed_ticks"]
+        cpu0, t0 = _cpu_seconds(pid), time.monotonic()
         time.sleep(cfg.seconds)
         snapshot = dict(latest)
         cpu, wall = _cpu_seconds(pid) - cpu0, time.monotonic() - t0
     finally:
         sub.unregister()
         stop(launch.proc)
-    stall_ticks = int(snapshot["stall_ticks"]) - stalls0
+    stall_ticks = snapshot["stall_ticks"] - stalls0
 
     def ms(key: str) -> float:
         return float(snapshot.get(key, "nan"))
@@ -101,6 +102,7 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
         "inference_p50_ms": ms("inference_p50_ms"),
         "inference_p99_ms": ms("inference_p99_ms"),
         "stall_ticks": stall_ticks,
+        "missed_ticks": snapshot["missed_ticks"] - missed0,
         "stall_time_s": stall_ticks * 0.01,
         "node_cpu_percent_of_one_core": round(100.0 * cpu / wall, 1),
     }
@@ -137,6 +139,7 @@ def format_report(report: dict) -> str:
         ("obs -> command excl. model, p50 (ms)", lambda r: f"{r['observation_build_p50_ms'] + r['chunk_to_command_p50_ms']:.2f}"),
         ("inference p50 / p99 (ms)", lambda r: f"{r['inference_p50_ms']:.1f} / {r['inference_p99_ms']:.1f}"),
         ("stall ticks (time)", lambda r: f"{r['stall_ticks']} ({r['stall_time_s']:.2f} s)"),
+        ("missed control ticks (machine late)", lambda r: f"{r['missed_ticks']}"),
         ("node CPU (% of one core)", lambda r: f"{r['node_cpu_percent_of_one_core']:.1f}"),
     ]
     width = max(len(name) for name, _ in rows) + 2

@@ -1,12 +1,13 @@
 """The policy node's per-chunk work without ROS: what `fast_inference:=true` costs as the node measures it.
 
-For a machine without ROS (the lent GPU machines have none): the node's inference worker does two things per
-chunk (ros/node.py `_worker_loop`): `ObservationStore.build_observation(now, task)` over the latest messages,
-then `GrootRuntime.predict_chunk(obs, seed=node seed)`, and records `done - obs.stamp` as its inference latency.
-Here the same store is fed message-shaped objects (raw rgb8 camera frames, the layout's state fields; a fresh
-frame per camera before every chunk, as at 30 Hz cameras and a 10 Hz model) and the same two calls run in a worker
-thread of their own, unseeded unless asked. Not measured here: rospy's deserialisation of the messages, topic
-transport, the control loop competing for the GIL, publishing the chunk.
+For a machine without ROS (the lent GPU machines have none): the node's inference worker is PolicyRunner's
+(execution/runner.py), and this runs the very same `infer` per chunk: `ObservationStore.build_observation(now,
+task)` over the latest messages, then `predict_chunk(obs, seed=node seed)`, handing the chunk to the execution
+core, with the runner's own timers (observation_build, model_call, inference = done - obs.stamp). The store is fed
+message-shaped objects (raw rgb8 camera frames, the layout's state fields; a fresh frame per camera before every
+chunk, as at 30 Hz cameras and a 10 Hz model) and the calls run in a worker thread of their own, unseeded unless
+asked. Not measured here: rospy's deserialisation of the messages, topic transport, the control loop competing for
+the GIL, publishing the chunk.
 """
 
 from __future__ import annotations
@@ -80,16 +81,23 @@ def camera_message(img: np.ndarray, now: float) -> SimpleNamespace:
 
 
 def run_node_path(cfg: NodePathConfig, layout: Layout) -> dict[str, Any]:
-    """Times build_observation + predict_chunk per chunk in a worker thread; ms p50/p99/max per part."""
+    """Times the runner's inference step per chunk in a worker thread; ms p50/p99/max per part."""
+    from groot_ros.core.latency import LatencyStats
     from groot_ros.core.store import ObservationStore
+    from groot_ros.execution.config import load_execution_settings
+    from groot_ros.execution.inputs import InputMonitor
+    from groot_ros.execution.runner import PolicyRunner
     from groot_ros.policy.runtime import GrootRuntime
 
     runtime = GrootRuntime.load(cfg.checkpoint, layout, device=cfg.device, dtype=cfg.dtype, attention=cfg.attention,
                                 fast=cfg.fast_inference)
     store = ObservationStore(layout)
+    chunks: list[np.ndarray] = []
+    runner = PolicyRunner(layout, load_execution_settings(), runtime, store, InputMonitor(),
+                          lambda _command, _stamp: None, task=cfg.task, seed=cfg.seed,
+                          on_chunk=lambda out: chunks.append(out.chunk))
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (cfg.image_height, cfg.image_width, 3), dtype=np.uint8) for _ in range(4)]
-    samples: dict[str, list[float]] = {"observation_build": [], "predict_chunk": [], "inference": []}
     errors: list[BaseException] = []
 
     def feed(i: int) -> None:
@@ -102,21 +110,13 @@ def run_node_path(cfg: NodePathConfig, layout: Layout) -> dict[str, Any]:
     def worker() -> None:
         try:
             for i in range(cfg.warmup + cfg.chunks):
+                if i == cfg.warmup:
+                    runner.latency = LatencyStats()  # warm-up calls are not counted
                 feed(i)
-                now = time.time()
-                t0 = time.perf_counter()
-                result = store.build_observation(now, cfg.task)
-                if not result.ok:
-                    raise RuntimeError(f"observation not usable: {result.summary()}")
-                t1 = time.perf_counter()
-                chunk = runtime.predict_chunk(result.observation, seed=cfg.seed)
-                done = time.time()
-                t2 = time.perf_counter()
-                assert chunk.shape == (runtime.expects.chunk_size, layout.action_dim)
-                if i >= cfg.warmup:
-                    samples["observation_build"].append((t1 - t0) * 1e3)
-                    samples["predict_chunk"].append((t2 - t1) * 1e3)
-                    samples["inference"].append((done - result.observation.stamp) * 1e3)
+                if runner.infer(time.time()) is None:
+                    problems = store.build_observation(time.time(), cfg.task).summary()
+                    raise RuntimeError(f"observation not usable: {problems}")
+                assert chunks[-1].shape == (runtime.expects.chunk_size, layout.action_dim)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
 
@@ -125,8 +125,9 @@ def run_node_path(cfg: NodePathConfig, layout: Layout) -> dict[str, Any]:
     thread.join()
     if errors:
         raise errors[0]
-    stats = {name: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)), "max": float(np.max(v))}
-             for name, v in samples.items()}
+    parts = {"observation_build": "observation_build", "predict_chunk": "model_call", "inference": "inference"}
+    stats = {name: {k: v * 1e3 for k, v in runner.latency.percentiles(key).items() if k != "n"}
+             for name, key in parts.items()}
     return {"engine": runtime.engine.name, "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
             "chunks": cfg.chunks, "image": f"{cfg.image_width}x{cfg.image_height} rgb8 x {len(layout.cameras)}",
             "ms": stats}

@@ -7,6 +7,10 @@ the control rate through the safety envelope, each step bounded in time.
 - `exit_steps(...)`  : exit motion, direct-to-WBC off (the measured pose sent first), arm mode restored and read
   back; every step runs whatever failed before it.
 
+`command(...)` is the one way a command leaves groot_ros, the policy node's control loop included: to the backend
+(none in a dry run) and to the preview (`~command_preview`), stamped with its tick time. The streams are paced by
+execution/pacer.py, the rule of every fixed-rate loop here.
+
 The caller owns the measured pose (a function returning the pose in action space or None and why) and the abort
 condition (~stop, shutdown); `send_tick` checks it before every command, so a sequence ends within one tick.
 """
@@ -22,19 +26,18 @@ import rospy
 from groot_ros.core.layout import Layout
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.motion import channel_mask, plan_move, pose_error, start_target
+from groot_ros.execution.pacer import Pacer
 from groot_ros.execution.resample import Trajectory
+from groot_ros.execution.runner import Interrupted
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.ros.backends.base import CommandBackend
 
 MeasuredPose = Callable[[], "tuple[np.ndarray | None, str]"]
+Preview = Callable[[float, np.ndarray], None]  # (tick time, command)
 
 
 class StartupFailed(RuntimeError):
     """A start-up step failed or timed out; the message names the step."""
-
-
-class Interrupted(RuntimeError):
-    """~stop or shutdown arrived while a sequence was streaming commands."""
 
 
 def nominal_height(configured: float | None) -> float:
@@ -47,17 +50,20 @@ def nominal_height(configured: float | None) -> float:
 
 
 class Commander:
-    def __init__(self, layout: Layout, settings: ExecutionSettings, backend: CommandBackend,
-                 measured_pose: MeasuredPose, should_abort: Callable[[], bool],
-                 preview: Callable[[np.ndarray], None] | None = None):
+    def __init__(self, layout: Layout, settings: ExecutionSettings, backend: CommandBackend | None,
+                 measured_pose: MeasuredPose, should_abort: Callable[[], bool], preview: Preview | None = None,
+                 clock: Callable[[], float] | None = None):
+        """backend None: a dry run (commands reach only the preview). clock: the tick time of the sequences'
+        commands (default ROS time)."""
         self.layout = layout
         self.settings = settings
         self.backend = backend
         self.measured_pose = measured_pose
         self.should_abort = should_abort
         self.preview = preview
+        self.clock = clock or rospy.get_time
         self.dt = settings.execution.tick_dt
-        self._next_tick = 0.0
+        self.pacer = Pacer(self.dt)
 
     def envelope(self, reference: np.ndarray) -> SafetyEnvelope:
         """A fresh envelope (the node's limits) whose first command may only step away from `reference`."""
@@ -77,30 +83,38 @@ class Commander:
             raise StartupFailed(f"no valid measured pose before {step}: {problem or 'non-finite values'}")
         return pose
 
-    def send_tick(self, command: np.ndarray) -> None:
-        """One command (already through an envelope), then wait for the next control tick (no catching up)."""
-        self.check_abort()
-        self.backend.send(self.layout.channel_values(command))
+    def command(self, command: np.ndarray, stamp: float | None = None) -> None:
+        """One action vector (already through an envelope) to the robot and the preview, stamped with its tick
+        time (default: now on the clock)."""
+        if self.backend is not None:
+            self.backend.send(self.layout.channel_values(command))
         if self.preview is not None:
-            self.preview(command)
-        self._wait_tick()
+            self.preview(self.clock() if stamp is None else stamp, command)
 
-    def _wait_tick(self) -> None:
-        now = time.monotonic()
-        self._next_tick = self._next_tick + self.dt if now - self._next_tick < 2 * self.dt else now + self.dt
-        time.sleep(max(0.0, self._next_tick - now))
+    def send_tick(self, command: np.ndarray) -> None:
+        """One command, then wait for the next control tick (no catching up)."""
+        self.check_abort()
+        self.command(command)
+        self.pacer.wait()
+
+    def _begin(self) -> None:
+        """A stream starts its own tick grid now: the time between two steps (a mode switch) is not missed ticks."""
+        self.pacer.restart()
+        self.pacer.wait()
 
     def stream(self, seconds: float, send: Callable[[], None]) -> None:
+        self._begin()
         deadline = time.monotonic() + seconds
         while True:
             self.check_abort()
             send()
             if time.monotonic() >= deadline:
                 return
-            self._wait_tick()
+            self.pacer.wait()
 
     def stream_until(self, timeout: float, send: Callable[[], None], done: Callable[[np.ndarray], bool],
                      what: str) -> None:
+        self._begin()
         deadline = time.monotonic() + timeout
         while True:
             self.check_abort()
@@ -111,7 +125,7 @@ class Commander:
                 return
             if time.monotonic() > deadline:
                 raise StartupFailed(f"timed out after {timeout:g} s waiting for: {what}")
-            self._wait_tick()
+            self.pacer.wait()
 
     # -- sequences ------------------------------------------------------------------------------------------
 
@@ -143,11 +157,12 @@ class Commander:
         if target is not None:
             move = plan_move(layout, measured, target, cfg.move_time_s, cfg.max_joint_velocity)
             rospy.loginfo("groot_ros: start-up: moving to the start pose over %.1f s", move.duration)
+            self._begin()
             for waypoint in move.waypoints(self.dt):
                 self.send_tick(envelope.apply(waypoint))
             tolerance = np.radians(cfg.tolerance_deg)
             self.stream_until(cfg.settle_timeout_s,
-                              lambda: self.backend.send(layout.channel_values(envelope.apply(target))),
+                              lambda: self.command(envelope.apply(target)),
                               lambda pose: pose_error(layout, pose, target, "arm") <= tolerance,
                               f"arms within {cfg.tolerance_deg:g} deg of the start pose")
         if self.backend.direct_to_wbc_wanted:
@@ -178,6 +193,7 @@ class Commander:
              on_tick: Callable[[float, np.ndarray, np.ndarray], None]) -> None:
         """Samples the trajectory every control tick from its start to its last row, sends it through the
         envelope, and calls on_tick(t, command, measured pose or NaN) right before each command."""
+        self._begin()
         for t in trajectory.tick_times(self.dt):
             command = envelope.apply(trajectory.sample(t))
             pose, _problem = self.measured_pose()
@@ -217,6 +233,7 @@ class Commander:
         if np.allclose(target, last):
             return ""
         steps = max(1, int(seconds / self.dt))
+        self._begin()
         for k in range(1, steps + 1):
             self.send_tick(envelope.apply(last + (target - last) * min(1.0, k / steps)))
         return "exit motion done"

@@ -15,6 +15,7 @@ import diagnostic_updater
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from groot_ros.core.layout import Layout
+from groot_ros.execution.runner import RunnerStatus
 
 LEVEL_OF_STATE = {"running": DiagnosticStatus.OK, "idle": DiagnosticStatus.OK, "stopped": DiagnosticStatus.OK,
                   "starting": DiagnosticStatus.OK, "stopping": DiagnosticStatus.OK, "paused": DiagnosticStatus.WARN,
@@ -34,6 +35,16 @@ class Snapshot:
     clamps: int = 0
     safety_summary: str = ""
     restore_ok: bool | None = None  # the last exit's read-back (None: no exit yet)
+
+
+def snapshot_of(status: RunnerStatus, dry_run: bool, max_inference_latency_s: float) -> Snapshot:
+    values = {"chunks": str(status.chunks), "stall_ticks": str(status.stall_ticks), "holds": str(status.holds),
+              "control_ticks": str(status.control_ticks), "missed_ticks": str(status.missed_ticks),
+              "chunk_age_s": f"{status.chunk_age:.3f}", "input_problems": "; ".join(status.input_problems),
+              "worker_error": status.worker_error, **status.latency}
+    return Snapshot(state=status.state, reason=status.reason, dry_run=dry_run, values=values,
+                    inference_latency_s=status.inference_latency, max_inference_latency_s=max_inference_latency_s,
+                    clamps=status.clamps, safety_summary=status.safety_summary, restore_ok=status.restore_ok)
 
 
 class NodeDiagnostics:
