@@ -1,4 +1,5 @@
-"""Shared fixtures: a real ROS master for the tests that need one, and a guard against network access."""
+"""Shared fixtures: a real ROS master for the tests that need one, the policy node on the Kuavo stand-in (one
+set-up for every node test), and a guard against network access."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +59,131 @@ def ros_node(roscore):
 
     rospy.init_node("groot_ros_pytest", anonymous=True, disable_signals=True)
     return rospy
+
+
+class Recorder:
+    """Keeps what the node publishes and what reaches the robot: arm commands with their receive time and the
+    publisher's sequence number (a gap there is a message lost on the way, not a tick the node skipped)."""
+
+    def __init__(self, rospy):
+        from sensor_msgs.msg import JointState
+
+        from groot_ros.msg import PolicyStatus
+
+        self.rospy = rospy
+        self.lock = threading.Lock()
+        self.arm: list[tuple[float, np.ndarray, int]] = []
+        self.statuses: list = []
+        self.subs = [rospy.Subscriber("/kuavo_arm_traj", JointState, self._arm, queue_size=200),
+                     rospy.Subscriber("/groot_policy/status", PolicyStatus, self._status, queue_size=20)]
+
+    def _arm(self, msg):
+        with self.lock:
+            self.arm.append((time.monotonic(), np.asarray(msg.position), msg.header.seq))
+
+    def _status(self, msg):
+        with self.lock:
+            self.statuses.append(msg)
+
+    def latest_status(self):
+        with self.lock:
+            return self.statuses[-1] if self.statuses else None
+
+    def wait_for(self, predicate, timeout: float, what: str, watch=()):
+        """The first status that satisfies predicate; fails at once if a watched process (roslaunch) exits."""
+        from groot_ros.sim.launcher import wait_until
+
+        def matching():
+            status = self.latest_status()
+            return status if status is not None and predicate(status) else None
+
+        return wait_until(matching, timeout, f"{what} (last status: {self.latest_status()})", watch, poll=0.1)
+
+    def close(self):
+        for sub in self.subs:
+            sub.unregister()
+
+
+def launch(*args: str, log: Path, cwd: Path | None = None):
+    from groot_ros.sim.launcher import roslaunch
+
+    return roslaunch(args, None, log, cwd=cwd)
+
+
+def start_sim(log: Path, *params: str):
+    """The stand-in run directly (as rosrun would), with only `params` as its ~params: an earlier test's are
+    cleared first (the master keeps a node's private params after it exits; roslaunch's clear_params does this)."""
+    import rospy
+
+    from groot_ros.sim.launcher import Watched
+
+    if rospy.has_param("/kuavo_loopback_sim"):
+        rospy.delete_param("/kuavo_loopback_sim")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["python", str(REPO / "nodes" / "kuavo_loopback_sim"), "__name:=kuavo_loopback_sim",
+                                 *params], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Watched("the stand-in sim", proc, log)
+
+
+def call(rospy, name: str):
+    from std_srvs.srv import Trigger
+
+    rospy.wait_for_service(name, timeout=10)
+    return rospy.ServiceProxy(name, Trigger)()
+
+
+class NodeOnStandIn:
+    """One node test's processes: the stand-in (own process, unless the launch file brings its own) and roslaunch,
+    plus a Recorder; `watched` makes a wait fail at once when one of them dies. All stopped by the fixture."""
+
+    def __init__(self, rospy, folder: Path):
+        self.rospy, self.folder = rospy, folder
+        self.sim = self.proc = self.rec = None
+
+    def start(self, launch_file: str, *args: str, sim: tuple[str, ...] | None = (), cwd: Path | None = None,
+              checkpoint: Path | str | None = None) -> "NodeOnStandIn":
+        """sim: the stand-in's ~params, None for a launch file that starts it (sim_depalletize.launch)."""
+        if sim is not None:
+            self.sim = start_sim(self.folder / "sim.log", *sim)
+        extra = (f"checkpoint:={checkpoint}",) if checkpoint is not None else ()
+        self.proc = launch("groot_ros", launch_file, *extra, *args, log=self.folder / "launch.log", cwd=cwd)
+        self.rec = Recorder(self.rospy)
+        return self
+
+    @property
+    def watched(self) -> list:
+        return [w for w in (self.proc, self.sim) if w is not None]
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        return self.rec.wait_for(predicate, timeout, what, self.watched)
+
+    def call(self, service: str):
+        return call(self.rospy, "/groot_policy/" + service)
+
+    def stop_node(self) -> int:
+        from groot_ros.sim.launcher import stop
+
+        return stop(self.proc.proc)
+
+    def close(self) -> None:
+        """Stops everything; the stand-in's ~params go too (the master keeps them): the next one starts fresh."""
+        from groot_ros.sim.launcher import stop
+
+        if self.rec is not None:
+            self.rec.close()
+        for watched in (self.proc, self.sim):
+            if watched is not None:
+                stop(watched.proc)
+        if self.rospy.has_param("/kuavo_loopback_sim"):
+            self.rospy.delete_param("/kuavo_loopback_sim")
+
+
+@pytest.fixture
+def node_on_standin(ros_node, tmp_path):
+    """The policy node on the Kuavo stand-in: `node_on_standin.start("policy.launch", *args, sim=(...))`."""
+    session = NodeOnStandIn(ros_node, tmp_path)
+    yield session
+    session.close()
 
 
 class NetworkAttempt(AssertionError):

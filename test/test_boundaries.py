@@ -1,5 +1,6 @@
-"""The package's rooms and their rules, enforced: no import cycles (lazy imports included), core/ and execution/
-free of rospy and torch, policy/ free of rospy, nothing importing cli, every subpackage installed by setup.py."""
+"""The package's rooms and their rules, enforced: no import cycles (lazy imports included), each room importing
+only the rooms the README's "may import" table names (and the table says the same as MAY_IMPORT here), core/
+and execution/ free of rospy and torch, policy/ free of rospy, nothing importing cli, every module installed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ PACKAGE = SRC / "groot_ros"
 ROS = ("rospy", "rosbag", "rosgraph", "roslaunch", "rostopic", "genpy", "cv_bridge", "diagnostic_updater")
 TORCH = ("torch", "torchvision", "lerobot", "transformers", "safetensors.torch", "diffusers")
 FORBIDDEN = {"core": ROS + TORCH, "execution": ROS + TORCH, "policy": ROS}
+README = SRC.parent / "README.md"
+# Which rooms (or single modules of one) each room may import; the README's layout table lists the same.
+EVERY_ROOM = ("core", "execution", "policy", "ros", "sim", "tools", "testing")
+MAY_IMPORT: dict[str, tuple[str, ...]] = {
+    "core": (),
+    "execution": ("core",),
+    "policy": ("core",),
+    "ros": ("core", "execution", "policy", "tools"),
+    "sim": ("core", "ros.messages"),
+    "tools": ("core", "execution", "policy", "testing"),
+    "demo": EVERY_ROOM,
+    "bench": EVERY_ROOM,
+    "testing": ("core", "policy", "ros.messages"),
+    "cli": EVERY_ROOM + ("demo", "bench"),
+}
 
 
 def module_name(path: Path) -> str:
@@ -100,6 +116,42 @@ def test_room_imports_nothing_forbidden(room):
     assert bad == {}, f"{room}/ must not import {FORBIDDEN[room]}"
 
 
+def _allowed(room: str, target: str) -> bool:
+    """target: a module of another room; a bare room package (`from groot_ros.ros import messages`) is the
+    namespace only, judged by the module named with it."""
+    name = target.removeprefix("groot_ros.")
+    if "." not in name:
+        return True
+    return any(name == a or name.startswith(a + ".") for a in MAY_IMPORT[room])
+
+
+def test_every_room_imports_only_what_the_table_allows():
+    known_rooms = set(MAY_IMPORT)
+    rooms = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert rooms == known_rooms, "a room without a row in MAY_IMPORT (and the README's table)"
+    bad = {}
+    for name, deps in internal_graph().items():
+        room = name.split(".")[1] if name.count(".") >= 2 else None
+        if room is None:
+            continue
+        hits = sorted(d for d in deps if d.split(".")[1] != room and not _allowed(room, d))
+        if hits:
+            bad[name] = hits
+    assert bad == {}, "imports the README's layout table does not allow"
+
+
+def test_the_readme_table_says_what_is_enforced():
+    rows = {}
+    for line in README.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`") and cells[0].endswith("/`"):
+            room = cells[0].strip("`/")
+            rows[room] = tuple(t for t in cells[2].split("`")[1::2] if t.split(".")[0] in MAY_IMPORT)
+    assert set(rows) == set(MAY_IMPORT)
+    for room, allowed in MAY_IMPORT.items():
+        assert set(rows[room]) == set(allowed), f"README row {room}/: {sorted(rows[room])}, enforced: {sorted(allowed)}"
+
+
 def test_nothing_imports_cli():
     bad = sorted(name for name, deps in internal_graph().items()
                  if not name.startswith("groot_ros.cli") and name != "groot_ros.__main__"
@@ -138,10 +190,17 @@ def test_room_imports_without(room, blocked):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_setup_py_installs_every_subpackage():
-    from setuptools import find_packages
+def test_setup_py_installs_every_module():
+    """What catkin installs is what setup.py hands setuptools: run it with setup() captured, and every .py file on
+    disk must lie in a listed package (a folder without __init__.py would be left out of install spaces)."""
+    import runpy
+    from unittest import mock
 
-    packages = set(find_packages(str(SRC)))
-    on_disk = {module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
-    assert on_disk <= packages
-    assert "find_packages" in (SRC.parent / "setup.py").read_text()
+    captured: dict = {}
+    with mock.patch("setuptools.setup", lambda **kwargs: captured.update(kwargs)):
+        runpy.run_path(str(SRC.parent / "setup.py"), run_name="__main__")
+    packages = set(captured["packages"])
+    assert captured["package_dir"] == {"": "src"}
+    left_out = sorted(str(p.relative_to(SRC)) for p in PACKAGE.rglob("*.py")
+                      if module_name(p.parent / "__init__.py") not in packages)
+    assert left_out == [], "not installed (no __init__.py in their folder?)"

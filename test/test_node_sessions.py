@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import yaml
 
-from groot_ros.sim.launcher import stop, wait_until
-from test_policy_node import Recorder, call, launch, start_sim
+from conftest import REPO
+from groot_ros.sim.launcher import wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-REPO = Path(__file__).resolve().parents[1]
 MODE = "/kuavo_loopback_sim/arm_ctrl_mode"
 
 
@@ -33,59 +32,44 @@ def _measured_arm(rospy) -> np.ndarray:
     return np.asarray(msg.joint_data.joint_q[12:26])
 
 
-def test_a_dead_worker_holds_and_start_restarts_it(ros_node, tiny_checkpoint, tmp_path):
-    rospy = ros_node
+def test_a_dead_worker_holds_and_start_restarts_it(node_on_standin, tiny_checkpoint, tmp_path):
+    rospy, node = node_on_standin.rospy, node_on_standin
     rospy.set_param("/test/model_fault", "")
-    sim = start_sim(tmp_path / "sim.log")
-    proc = launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
-                  "node_type:=faulty_policy_node", f"execution_overrides:={_exec_overrides(tmp_path)}",
-                  log=tmp_path / "launch.log")
-    rec = Recorder(rospy)
     try:
-        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "running with chunks", [proc, sim])
+        node.start("policy.launch", "node_type:=faulty_policy_node",
+                   f"execution_overrides:={_exec_overrides(tmp_path)}", checkpoint=tiny_checkpoint.pretrained_model)
+        node.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "running with chunks")
         rospy.set_param("/test/model_fault", "none")
-        held = rec.wait_for(lambda s: s.state == "holding" and "worker" in s.reason, 15, "a hold on the dead worker",
-                            [proc, sim])
+        held = node.wait_for(lambda s: s.state == "holding" and "worker" in s.reason, 15, "a hold on the dead worker")
         rospy.set_param("/test/model_fault", "")
-        assert not call(rospy, "/groot_policy/resume").success, "resume must not pretend a dead worker is healthy"
-        response = call(rospy, "/groot_policy/start")
+        assert not node.call("resume").success, "resume must not pretend a dead worker is healthy"
+        response = node.call("start")
         assert response.success and "restarted" in response.message, response.message
-        wait_until(lambda: call(rospy, "/groot_policy/resume").success, 10, "~resume after the restart", [proc])
-        chunks = rec.latest_status().chunks
-        rec.wait_for(lambda s: s.state == "running" and s.chunks > chunks, 20, "new chunks from the new worker",
-                     [proc, sim])
+        wait_until(lambda: node.call("resume").success, 10, "~resume after the restart", node.watched)
+        chunks = node.rec.latest_status().chunks
+        node.wait_for(lambda s: s.state == "running" and s.chunks > chunks, 20, "new chunks from the new worker")
         assert "worker" in held.reason
     finally:
-        rec.close()
-        stop(proc.proc)
-        stop(sim.proc)
         rospy.set_param("/test/model_fault", "")
 
 
-def test_a_start_pose_out_of_reach_fails_the_start_up_safely(ros_node, tiny_checkpoint, tmp_path):
+def test_a_start_pose_out_of_reach_fails_the_start_up_safely(node_on_standin, tiny_checkpoint, tmp_path):
     """Left shoulder roll -60 deg is past its URDF limit (-20): the envelope stops the arm short, the settle step
     times out, and the node ends stopped with the step named, arm mode restored (read back)."""
-    rospy = ros_node
+    rospy, node = node_on_standin.rospy, node_on_standin
     unreachable = [0, -60, 0, -30, 0, 0, 0, 0, 0, 0, -30, 0, 0, 0]
     overrides = _exec_overrides(tmp_path, arm_pose_deg=unreachable, settle_timeout_s=2.0)
-    sim = start_sim(tmp_path / "sim.log")
-    proc = launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
-                  f"execution_overrides:={overrides}", "start_paused:=true", log=tmp_path / "launch.log")
-    rec = Recorder(rospy)
-    try:
-        rec.wait_for(lambda s: s.state == "idle", 90, "the paused start", [proc, sim])
-        response = call(rospy, "/groot_policy/start")
-        assert not response.success
-        status = rec.wait_for(lambda s: s.state == "stopped", 20, "stopped after the failed start-up", [proc])
-        assert "start-up failed: timed out after 2 s waiting for: arms within 3 deg of the start pose" in status.reason
-        assert "arm mode restored to 1 (read back)" in status.reason, status.reason
-        assert rospy.get_param(MODE) == 1, "arm mode not restored after a failed start-up"
-        arm = _measured_arm(rospy)
-        assert arm[1] >= np.radians(-20) - 1e-3, "the envelope let the arm past its limit"
-    finally:
-        rec.close()
-        stop(proc.proc)
-        stop(sim.proc)
+    node.start("policy.launch", f"execution_overrides:={overrides}", "start_paused:=true",
+               checkpoint=tiny_checkpoint.pretrained_model)
+    node.wait_for(lambda s: s.state == "idle", 90, "the paused start")
+    response = node.call("start")
+    assert not response.success
+    status = node.wait_for(lambda s: s.state == "stopped", 20, "stopped after the failed start-up")
+    assert "start-up failed: timed out after 2 s waiting for: arms within 3 deg of the start pose" in status.reason
+    assert status.restore == "restored" and "arm mode restored to 1 (read back)" in status.reason, status
+    assert rospy.get_param(MODE) == 1, "arm mode not restored after a failed start-up"
+    arm = _measured_arm(rospy)
+    assert arm[1] >= np.radians(-20) - 1e-3, "the envelope let the arm past its limit"
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +95,16 @@ def _first_arm_command_from_bag(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("source", ["bag", "dataset"])
-def test_start_pose_from_a_recording_and_diagnostics_while_running(ros_node, tiny_checkpoint, recorded_dataset,
-                                                                   source, tmp_path):
+def test_start_pose_from_a_recording_and_diagnostics_while_running(node_on_standin, tiny_checkpoint,
+                                                                   recorded_dataset, source, tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
 
-    rospy = ros_node
+    rospy, node = node_on_standin.rospy, node_on_standin
     bag = REPO / "test" / "bags" / "episode_000.bag"
     target = _first_arm_command_from_bag(bag)
     start_from = str(bag) if source == "bag" else f"{recorded_dataset}:0"
-    sim = start_sim(tmp_path / "sim.log")
-    proc = launch("groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
-                  f"execution_overrides:={_exec_overrides(tmp_path)}", "start_paused:=true",
-                  f"start_pose_from:={start_from}", log=tmp_path / "launch.log")
-    rec = Recorder(rospy)
+    node.start("policy.launch", f"execution_overrides:={_exec_overrides(tmp_path)}", "start_paused:=true",
+               f"start_pose_from:={start_from}", checkpoint=tiny_checkpoint.pretrained_model)
     diagnostics: dict = {}
     lock = threading.Lock()
 
@@ -133,12 +114,12 @@ def test_start_pose_from_a_recording_and_diagnostics_while_running(ros_node, tin
 
     sub = rospy.Subscriber("/diagnostics", DiagnosticArray, on_diag, queue_size=20)
     try:
-        rec.wait_for(lambda s: s.state == "idle", 90, "the paused start", [proc, sim])
-        response = call(rospy, "/groot_policy/start")
+        node.wait_for(lambda s: s.state == "idle", 90, "the paused start")
+        response = node.call("start")
         assert response.success, response.message
         arm = _measured_arm(rospy)  # right after the start-up sequence, before the policy moved far
         assert np.abs(arm - target).max() < np.radians(6), (np.degrees(arm), np.degrees(target))
-        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 30, "chunks after the start-up", [proc])
+        node.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 30, "chunks after the start-up")
         time.sleep(2.5)  # a few diagnostics periods
         with lock:
             names = dict(diagnostics)
@@ -152,6 +133,3 @@ def test_start_pose_from_a_recording_and_diagnostics_while_running(ros_node, tin
         assert any(k.endswith("inference latency") for k in names) and any(k.endswith("safety clamps") for k in names)
     finally:
         sub.unregister()
-        rec.close()
-        stop(proc.proc)
-        stop(sim.proc)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from groot_ros.testing.bags import write_bags
-from test_policy_node import REPO, start_sim
+from conftest import REPO, start_sim
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 MODE = "/kuavo_loopback_sim/arm_ctrl_mode"

@@ -13,6 +13,11 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 ROSTESTS = sorted((Path(__file__).resolve().parent / "rostest").glob("*.test"))
 
 
+def test_the_rostest_folder_is_not_empty():
+    """A parametrization over nothing would skip silently."""
+    assert ROSTESTS, "no .test files in test/rostest"
+
+
 @pytest.mark.parametrize("test_file", ROSTESTS, ids=[p.stem for p in ROSTESTS])
 def test_rostest_passes(test_file, tmp_path):
     env = dict(os.environ, ROS_LOG_DIR=str(tmp_path / "log"))

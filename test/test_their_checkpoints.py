@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from groot_ros.sim.launcher import roslaunch, stop
 from groot_ros.testing.named_checkpoint import THEIR_TASK, make_their_checkpoint
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -17,27 +14,17 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
     ("depalletize", "4_pro", ("cam_head", "cam_chest", "cam_left", "cam_right")),
     ("arms_claws_imu", "5_wheel", ("cam_head", "cam_left", "cam_right")),
 ])
-def test_their_checkpoint_drives_the_stand_in(ros_node, tmp_path, layout, robot, cameras):
-    from test_policy_node import Recorder
-
+def test_their_checkpoint_drives_the_stand_in(node_on_standin, tmp_path, layout, robot, cameras):
+    rospy, node = node_on_standin.rospy, node_on_standin
     ckpt = make_their_checkpoint(tmp_path / "ckpt", layout, robot, cameras)
-    rec = Recorder(ros_node)
-    log = tmp_path / "launch.log"
-    proc = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={ckpt.pretrained_model}",
-                      f"robot:={robot}", "seed:=0"], None, log)
-    try:
-        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 120, "the first chunks", [proc])
-        assert ros_node.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
-        called = set(ros_node.get_param("/kuavo_loopback_sim/services_called"))
-        assert ("/wheel_arm_change_arm_ctrl_mode" in called) == (robot == "5_wheel")
-        assert ("/arm_traj_change_mode" in called) == (robot == "4_pro")
-    finally:
-        rec.close()
-        stop(proc.proc)
-        for key in ("robot", "services_called"):  # the next stand-in in this master starts fresh
-            if ros_node.has_param("/kuavo_loopback_sim/" + key):
-                ros_node.delete_param("/kuavo_loopback_sim/" + key)
-    text = Path(log).read_text()
+    node.start("sim_depalletize.launch", f"robot:={robot}", "seed:=0", sim=None, checkpoint=ckpt.pretrained_model)
+    node.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 120, "the first chunks")
+    assert rospy.get_param("/kuavo_loopback_sim/arm_ctrl_mode") == 2
+    called = set(rospy.get_param("/kuavo_loopback_sim/services_called"))
+    assert ("/wheel_arm_change_arm_ctrl_mode" in called) == (robot == "5_wheel")
+    assert ("/arm_traj_change_mode" in called) == (robot == "4_pro")
+    node.stop_node()
+    text = (tmp_path / "launch.log").read_text()
     assert f"layout   {layout}: state" in text and "feature names of dataset" in text, text[-3000:]
     assert f"task     '{THEIR_TASK}' <- training data" in text
     for cam in cameras:

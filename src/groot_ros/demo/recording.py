@@ -25,6 +25,7 @@ import numpy as np
 
 from groot_ros.demo.demonstrator import DemoEpisode, make_episode, min_jerk
 from groot_ros.core.layout import Layout, load_layout
+from groot_ros.execution.pacer import Pacer
 from groot_ros.sim.launcher import SIM_NODE, running_sim, service_up, stop, wait_until
 
 RECORDER_NODE = "groot_demo_bag"
@@ -161,21 +162,15 @@ def approach(layout: Layout, goal: np.ndarray) -> Callable[[float], np.ndarray]:
 
 
 def drive(backend, layout: Layout, action_at: Callable[[float], np.ndarray], seconds: float, rate: float) -> None:
-    """Sends action_at(t) for t in [0, seconds] at `rate` Hz, paced by the monotonic clock (no catch-up bursts)."""
-    dt = 1.0 / rate
-    t0 = time.monotonic()
-    next_t = t0
+    """Sends action_at(t) for t in [0, seconds] at `rate` Hz, paced by execution/pacer.py (no catch-up bursts)."""
+    pacer = Pacer(1.0 / rate)
+    t0 = pacer.wait()
     while True:
         t = time.monotonic() - t0
         backend.send(layout.channel_values(action_at(min(t, seconds))))
         if t >= seconds:
             return
-        next_t += dt
-        delay = next_t - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            next_t = time.monotonic()
+        pacer.wait()
 
 
 def bag_closed(path: Path, timeout: float = 15.0) -> bool:

@@ -82,6 +82,7 @@ class ChunkOut:
 class RunnerStatus:
     """What ~status and /diagnostics say, taken under the lock at one instant."""
 
+    stamp: float  # node time when it was taken
     state: str
     reason: str
     chunks: int
@@ -407,10 +408,10 @@ class PolicyRunner:
             chunks, latency, obs_time = self._sequence, self._last_latency, self._last_chunk_obs_time
             worker_error, restore_ok = self._worker_error, self._restore_ok
             ticks, missed = self.pacer.ticks, self.pacer.missed
-        now = self.clocks.now()
+            now = self.clocks.now()
         clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())
         return RunnerStatus(
-            state=state, reason=reason, chunks=chunks, stall_ticks=int(report["scheduler"]["stall_ticks"]),
+            stamp=now, state=state, reason=reason, chunks=chunks, stall_ticks=int(report["scheduler"]["stall_ticks"]),
             holds=int(report["state"]["trips"]), clamps=int(clamps), control_ticks=ticks, missed_ticks=missed,
             inference_latency=latency, chunk_age=now - obs_time if obs_time else -1.0,
             input_problems=tuple(problems), worker_error=worker_error, restore_ok=restore_ok,

@@ -232,7 +232,7 @@ class PolicyNode:
 
         s: RunnerStatus = self.runner.status()
         msg = self._status_cls()
-        msg.header.stamp = rospy.Time.from_sec(rospy.get_time())
+        msg.header.stamp = rospy.Time.from_sec(s.stamp)
         msg.state, msg.reason, msg.dry_run = s.state, s.reason, self.dry_run
         msg.chunks, msg.stalls, msg.clamps = s.chunks, s.stall_ticks, s.clamps
         msg.inference_latency, msg.chunk_age = s.inference_latency, s.chunk_age
