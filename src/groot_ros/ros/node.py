@@ -48,6 +48,9 @@ class PolicyNode:
         startup = resolve_startup(params)  # layout and task from the checkpoint, robot and message checks
         rospy.loginfo("groot_policy: start-up\n%s", startup.report)
         self.layout: Layout = startup.layout
+        # what was chosen, for tools and tests to read as data rather than from the block above
+        rospy.set_param("~resolved", {"layout": self.layout.name, "task": startup.task,
+                                      "cameras": [[c.key, c.name] for c in self.layout.cameras]})
         # config/execution.yaml (or ~execution_config), with ~execution/<section>/<key> params on top
         self.settings = load_execution_settings(params.execution_config, params.execution_overrides)
         self.dry_run = params.dry_run
