@@ -29,11 +29,13 @@ def test_closed_loop_rate_envelope_and_mode_restore(node_on_standin, tiny_checkp
     status = node.rec.latest_status()
     assert status.state == "running", status
     # The rate as the node counts it (not as this process receives it): every 10 ms tick of the pacer's grid
-    # either ran or is reported as missed (the machine was late), and every tick that ran sent a command.
+    # either ran or is reported as missed (the machine was late), and every tick that ran sent a command. A tick
+    # due but not yet run when a status was taken is neither: at most the node's longest control period late.
     elapsed = (status.header.stamp - first.header.stamp).to_sec()
     ticks = status.control_ticks - first.control_ticks
     missed = status.missed_ticks - first.missed_ticks
-    assert abs(ticks + missed - elapsed * 100) <= 3, (ticks, missed, elapsed)
+    longest = float({kv.key: kv.value for kv in status.timings}["control_period_max_ms"]) / 10
+    assert abs(ticks + missed - elapsed * 100) <= 2 + 2 * longest, (ticks, missed, elapsed, longest)
     seqs = [seq for _, _, seq in window]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "an arm command lost between node and robot"
     # Every arm command that reached the robot is inside the URDF limits and the forearm clip (degrees).
