@@ -144,3 +144,21 @@ def test_predict_cli_prints_the_forks_chunk_without_layout():
 
     chunk = runtime.predict_chunk(synthetic_observation(runtime.layout, task=task), seed=0)
     assert f"{chunk[0, 0]:.3f}" in out.stdout or f"{chunk[0, 0]:.4f}" in out.stdout, out.stdout
+
+
+@pytest.mark.slow
+def test_eval_dataset_runs_on_a_fork_checkpoint(tmp_path):
+    from groot_ros.testing.bags import write_bags
+    from groot_ros.testing.named_checkpoint import their_layout
+    from groot_ros.tools.bag2lerobot import ConvertOptions, convert
+    from groot_ros.tools.eval_dataset import EvalOptions, evaluate
+
+    runtime = load("main_multi")
+    layout = their_layout("arms_claws", "4_pro")  # the bag writer needs a joint count; the dataset is the same
+    write_bags(tmp_path / "bags", layout, count=1, seconds=2.0)
+    convert([tmp_path / "bags"], tmp_path / "dataset", layout, ConvertOptions(task="Depalletize the box"),
+            progress=False)
+    result = evaluate(runtime, tmp_path / "dataset", tmp_path / "eval", EvalOptions(action_chunk_size=8, plots=False),
+                      progress=False)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics and result is not None

@@ -42,3 +42,27 @@ def test_their_checkpoint_drives_the_stand_in(ros_node, tmp_path, layout, robot,
     assert f"task     '{THEIR_TASK}' <- training data" in text
     for cam in cameras:
         assert f"camera   observation.images.{cam} <-" in text
+
+
+@pytest.mark.parametrize("variant", ["main_multi", "dev_shared_xattn"])
+def test_fork_head_checkpoint_drives_the_stand_in(ros_node, tmp_path, variant):
+    """A checkpoint saved by the fork's own code (test/fixtures/fork_heads) runs the wheel-arm stand-in."""
+    import shutil
+
+    from test_fork_heads import FIXTURES
+    from test_policy_node import Recorder
+
+    for name in (variant, "base_model", "eagle_assets"):
+        shutil.copytree(FIXTURES / name, tmp_path / name)
+    rec = Recorder(ros_node)
+    log = tmp_path / "launch.log"
+    proc = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={tmp_path / variant / 'pretrained_model'}",
+                      "robot:=5_wheel", "seed:=0"], None, log)
+    try:
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 120, "the first chunks", [proc])
+    finally:
+        rec.close()
+        stop(proc.proc)
+        for key in ("robot", "services_called"):
+            if ros_node.has_param("/kuavo_loopback_sim/" + key):
+                ros_node.delete_param("/kuavo_loopback_sim/" + key)
