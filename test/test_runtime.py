@@ -198,7 +198,8 @@ def test_fast_path_through_the_runtime_matches_stock(tiny_checkpoint, tiny_runti
     stock = tiny_runtime.predict_chunk(obs, seed=2)
     ours = fast.predict_chunk(obs, seed=2)
     assert np.linalg.norm(ours - stock) / np.linalg.norm(stock) < 1e-4
-    assert fast.last_timings.model_ms > 0 and fast.last_timings.preprocess_ms > 0
+    timings = fast.predict(obs, seed=2).timings
+    assert timings.model_ms > 0 and timings.preprocess_ms > 0
     np.testing.assert_allclose(fast.stats.action.denormalize(fast.predict_normalized(obs, seed=2)), ours, atol=1e-6)
 
 

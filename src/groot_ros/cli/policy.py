@@ -25,11 +25,8 @@ def cmd_make_tiny_checkpoint(args: argparse.Namespace) -> int:
 def predict_and_print(runtime, obs, seed: int | None, repeats: int) -> None:
     from groot_ros.core.chunk_table import format_chunk
 
-    chunk = runtime.predict_chunk(obs, seed=seed)
-    timings = [runtime.last_timings]
-    for _ in range(repeats - 1):
-        runtime.predict_chunk(obs, seed=seed)
-        timings.append(runtime.last_timings)
+    predictions = [runtime.predict(obs, seed=seed) for _ in range(max(repeats, 1))]
+    chunk, timings = predictions[0].chunk, [p.timings for p in predictions]
     print(format_chunk(chunk, runtime.layout))
     t = timings[-1] if repeats > 1 else timings[0]
     print(f"\ntimings ({'after warm-up' if repeats > 1 else 'first call'}, {runtime.device}/{runtime.dtype}, "

@@ -2,8 +2,9 @@
 
 The model is LeRobot's own (its GrootPolicy, its preprocessor pipeline); what we change is how it is built (from
 a local config, strictly loaded, attention chosen and verified at load time) and how the chunk is de-normalized
-(all 16 rows, with the checkpoint's min/max, in robot units). GrootRuntime is a ChunkPolicy (policy/base.py)
-that predicts through the stock engine (policy/stock.py) or, after enable_fast_path(), ours (policy/fast.py).
+(all 16 rows, with the checkpoint's min/max, in robot units). LoadedCheckpoint is the loaded model and what it
+declares; the engines take it (policy/stock.py: LeRobot's path; policy/fast.py: ours). GrootRuntime is the
+ChunkPolicy (policy/base.py) that holds one loaded checkpoint and the engine it predicts through.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,7 +25,7 @@ from groot_ros.core.observation import Observation
 from groot_ros.policy.action_heads import ActionHeadSpec, HeadError, detect_head, head_problems, read_weight_shapes
 from groot_ros.policy.assets import AssetError, find_base_config, find_eagle_assets, stage_processor_dir
 from groot_ros.policy.attention import AttentionChoice, attention_override, choose_attention, verify_attention
-from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, PredictTimings, check_observation
+from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, check_observation
 from groot_ros.policy.checkpoint import CheckpointError, CheckpointStats, LoadedCheckpointInfo, inspect_checkpoint
 from groot_ros.policy.stock import StockEngine
 
@@ -98,51 +100,36 @@ def load_policy_config(checkpoint: Path, device: str, dtype: str, processor_dir:
     return config
 
 
-class GrootRuntime(ChunkPolicy):
-    """A loaded checkpoint: `predict_chunk(observation)` -> (16, action_dim) in robot units."""
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """A fine-tuned checkpoint built and strictly loaded: LeRobot's GrootPolicy and preprocessor, what the
+    checkpoint declares, and how it was loaded. The engines (stock.py, fast.py) predict from it; it knows none."""
 
-    def __init__(self, *, policy: Any, preprocessor: Any, info: LoadedCheckpointInfo, layout: Layout,
-                 device: str, dtype: str, attention: AttentionChoice, eagle_assets: Path, base_config: Path,
-                 head: ActionHeadSpec):
-        self.policy = policy
-        self.head = head
-        self.preprocessor = preprocessor
-        self.info = info
-        self.layout = layout
-        self.device = device
-        self.dtype = dtype
-        self.attention = attention
-        self.eagle_assets = eagle_assets
-        self.base_config = base_config
-        assert info.stats is not None
-        self.stats: CheckpointStats = info.stats
-        self.engine: ChunkPolicy = StockEngine(self)
+    policy: Any
+    preprocessor: Any
+    info: LoadedCheckpointInfo
+    layout: Layout
+    device: str
+    dtype: str
+    attention: AttentionChoice
+    eagle_assets: Path
+    base_config: Path
+    head: ActionHeadSpec
 
-    def enable_fast_path(self, options: Any = None) -> None:
-        """Predict through groot_ros.policy.fast (same outputs within tolerance, checked by its tests)."""
-        from groot_ros.policy.fast import FastOptions, optimize_runtime
-
-        self.engine = optimize_runtime(self, options or FastOptions())
+    @property
+    def stats(self) -> CheckpointStats:
+        assert self.info.stats is not None  # load() refuses a checkpoint without them
+        return self.info.stats
 
     @property
     def expects(self) -> PolicyInputs:
         return PolicyInputs(state_dim=self.layout.state_dim, action_dim=self.layout.action_dim,
                             camera_keys=tuple(self.info.camera_keys), chunk_size=self.info.chunk_size)
 
-    @property
-    def last_timings(self) -> PredictTimings:  # type: ignore[override]
-        return self.engine.last_timings
-
-    def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
-        return self.engine.predict(obs, seed)
-
-    def reset(self) -> None:
-        self.engine.reset()
-
     @classmethod
     def load(cls, checkpoint: str | Path, layout: Layout, *, base_config: str | Path | None = None,
              eagle_assets: str | Path | None = None, device: str = "cpu", dtype: str = "float32",
-             attention: str = "auto", fast: bool = False) -> "GrootRuntime":
+             attention: str = "auto") -> "LoadedCheckpoint":
         """Validates everything first and reports all problems at once; then builds and strictly loads."""
         checkpoint = Path(checkpoint)
         problems: list[str] = []
@@ -187,11 +174,8 @@ class GrootRuntime(ChunkPolicy):
         preprocessor = _load_preprocessor(checkpoint, device, processor_dir)
         log.info("loaded %s on %s/%s with %s attention (%s) in %.1f s; action head %s", checkpoint, device, dtype,
                  choice.implementation, choice.reason, time.perf_counter() - t0, head.describe())
-        runtime = cls(policy=policy, preprocessor=preprocessor, info=info, layout=layout, device=device, dtype=dtype,
-                      attention=choice, eagle_assets=assets, base_config=base_json, head=head)
-        if fast:
-            runtime.enable_fast_path()
-        return runtime
+        return cls(policy=policy, preprocessor=preprocessor, info=info, layout=layout, device=device, dtype=dtype,
+                   attention=choice, eagle_assets=assets, base_config=base_json, head=head)
 
     def check_observation(self, obs: Observation) -> None:
         check_observation(obs, self.layout.state_names, tuple(self.info.camera_keys))
@@ -218,6 +202,52 @@ class GrootRuntime(ChunkPolicy):
         if h > 0 and w > 0 and img.shape[:2] != (h, w):
             return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         return np.array(img, copy=True)
+
+
+
+class GrootRuntime(ChunkPolicy):
+    """A loaded checkpoint and the engine that predicts from it: what the tools and the node hold.
+
+    `predict_chunk(observation)` -> (16, action_dim) in robot units. What the checkpoint declares (layout, info,
+    stats, device, dtype, attention, head, policy, preprocessor) reads through from `checkpoint`.
+    """
+
+    def __init__(self, checkpoint: LoadedCheckpoint, engine: ChunkPolicy | None = None):
+        self.checkpoint = checkpoint
+        self.engine: ChunkPolicy = engine or StockEngine(checkpoint)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "checkpoint":  # not yet set (e.g. while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.checkpoint, name)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, layout: Layout, *, base_config: str | Path | None = None,
+             eagle_assets: str | Path | None = None, device: str = "cpu", dtype: str = "float32",
+             attention: str = "auto", fast: bool = False) -> "GrootRuntime":
+        """LoadedCheckpoint.load (every problem reported at once, then a strict load), predicting through the
+        stock engine, or with `fast` through ours."""
+        runtime = cls(LoadedCheckpoint.load(checkpoint, layout, base_config=base_config, eagle_assets=eagle_assets,
+                                            device=device, dtype=dtype, attention=attention))
+        if fast:
+            runtime.enable_fast_path()
+        return runtime
+
+    def enable_fast_path(self, options: Any = None) -> None:
+        """Predict through groot_ros.policy.fast (same outputs within tolerance, checked by its tests)."""
+        from groot_ros.policy.fast import FastOptions, fast_engine
+
+        self.engine = fast_engine(self.checkpoint, options or FastOptions())
+
+    @property
+    def expects(self) -> PolicyInputs:
+        return self.checkpoint.expects
+
+    def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
+        return self.engine.predict(obs, seed)
+
+    def reset(self) -> None:
+        self.engine.reset()
 
 
 def _detect_head(weights: Path, action_dim: int | None, problems: list[str]) -> ActionHeadSpec | None:
