@@ -208,6 +208,6 @@ def test_convert_v21_converts_in_place_and_checks(tmp_path, converted, capsys):
     assert (tmp_path / "kuavo_v21_old" / "meta" / "episodes.jsonl").is_file()
     new, ref = LeRobotDataset("local/new", root=old), LeRobotDataset("local/ref", root=report.root)
     assert new.num_frames == ref.num_frames
-    np.testing.assert_array_equal(new[5]["observation.images.head_cam_h"], ref[5]["observation.images.head_cam_h"])
+    np.testing.assert_array_equal(new[5]["observation.images.cam_head"], ref[5]["observation.images.cam_head"])
     assert main(["convert-v21", str(old)]) == 2  # now v3.0
     assert "already v3.0" in capsys.readouterr().err

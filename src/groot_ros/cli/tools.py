@@ -63,7 +63,8 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
         options = EvalOptions(episodes=_episodes(args.episode), action_chunk_size=args.action_chunk_size,
                               variants=tuple(variants), task=args.task, seed=args.seed, max_frames=args.max_frames,
                               plots=not args.no_plots)
-        runtime = load_runtime(args)
+        runtime, _ = load_runtime(args, args.task, extra=(
+            "eval-dataset feeds " + (f"the task '{args.task}'" if args.task else "each frame's task from the dataset"),))
         untrained = None
         if args.untrained:
             from groot_ros.tools.training import TrainingError, untrained_runtime
