@@ -63,8 +63,8 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
         options = EvalOptions(episodes=_episodes(args.episode), action_chunk_size=args.action_chunk_size,
                               variants=tuple(variants), task=args.task, seed=args.seed, max_frames=args.max_frames,
                               plots=not args.no_plots, humanoid_groot=args.metric == "humanoid_groot")
-        runtime, _ = load_runtime(args, args.task, extra=(
-            "eval-dataset feeds " + (f"the task '{args.task}'" if args.task else "each frame's task from the dataset"),))
+        fed = f"the task '{args.task}'" if args.task else "each frame's task from the dataset"
+        runtime, _ = load_runtime(args, args.task, extra=(f"eval-dataset feeds {fed}",))
         untrained = None
         if args.untrained:
             from groot_ros.tools.training import TrainingError, untrained_runtime
