@@ -62,8 +62,9 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
     try:
         options = EvalOptions(episodes=_episodes(args.episode), action_chunk_size=args.action_chunk_size,
                               variants=tuple(variants), task=args.task, seed=args.seed, max_frames=args.max_frames,
-                              plots=not args.no_plots)
-        runtime = load_runtime(args)
+                              plots=not args.no_plots, humanoid_groot=args.metric == "humanoid_groot")
+        fed = f"the task '{args.task}'" if args.task else "each frame's task from the dataset"
+        runtime, _ = load_runtime(args, args.task, extra=(f"eval-dataset feeds {fed}",))
         untrained = None
         if args.untrained:
             from groot_ros.tools.training import TrainingError, untrained_runtime
@@ -153,6 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise seed (the same per chunk in every variant)")
     p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of each episode")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--metric", default="ours", choices=("ours", "humanoid_groot"),
+                   help="humanoid_groot: also the score of the users' scripts/eval_on_dataset.py (last chunk row vs "
+                        "the current frame), printed beside ours with a perfect predictor's (docs/offline_tools.md)")
     p.set_defaults(func=cmd_eval_dataset)
 
     p = sub.add_parser("convert-v21", help="convert a local LeRobot v2.1 dataset to v3.0 in place, then check it")

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from groot_ros.core.layout import Layout, load_layout
+from groot_ros.core.observation import DEFAULT_TASK
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class DemoConfig:
     closed_loop_episodes: int = 5  # per policy, each with a box position not seen in training
     closed_loop_seconds: float = 12.0  # per episode at most (it ends when the box is placed)
     seed: int = 0
-    task: str = "Depalletize the boxes: pick the top box and place it on the conveyor."
+    task: str = DEFAULT_TASK
 
     @property
     def held_out(self) -> int:

@@ -50,6 +50,7 @@ class EvalOptions:
     # base height that relative torso actions are measured from (hold baseline); None: from each episode's
     # first frame, where the robot stands still at its commanded offset
     nominal_height: float | None = None
+    humanoid_groot: bool = False  # also the users' script's score (tools/eval_theirs.py), one call per frame
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,19 @@ def write_figures(out_dir: Path, rollouts: Sequence[Rollout], layout: Layout, fp
     return figures
 
 
+def their_rollouts(runtime: Any, dataset: Any, episode: int, options: EvalOptions, progress: Any,
+                   out: dict[str, list]) -> None:
+    """Appends (last rows, truth) of every variant and of the perfect predictor on their metric to `out`."""
+    from groot_ros.tools.eval_theirs import PERFECT, last_row_rollout, perfect_rows
+
+    start, stop = _episode_range(dataset, episode, options)
+    truth = _column(dataset, "action", start, stop)
+    for v in options.variants:
+        rows = last_row_rollout(runtime, dataset, start, stop, v, options.seed + 7919 * episode, progress)
+        out.setdefault(v, []).append((rows, truth))
+    out.setdefault(PERFECT, []).append((perfect_rows(truth, runtime.info.chunk_size), truth))
+
+
 def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, options: EvalOptions,
              progress: bool = True, untrained: Any | None = None) -> EvalResult:
     """Runs every requested variant on every requested episode and writes metrics, table and figures.
@@ -383,10 +397,12 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
         lengths[e] = n if options.max_frames is None else min(n, options.max_frames)
     calls = sum(-(-n // options.action_chunk_size) for n in lengths.values()) * (len(options.variants)
                                                                                + (untrained is not None))
+    calls += sum(lengths.values()) * len(options.variants) if options.humanoid_groot else 0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rollouts = []
+    theirs: dict[str, list[np.ndarray]] = {}  # variant (and the perfect predictor) -> per episode (pred, truth)
     with tqdm(total=calls, desc="eval-dataset", unit="chunk", disable=not progress) as bar:
         for e in episodes:
             for v in options.variants:
@@ -396,12 +412,20 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
                 bar.set_postfix_str(f"episode {e} untrained")
                 rollouts.append(replace(rollout(untrained, dataset, e, "normal", options, bar), variant=UNTRAINED))
             rollouts.append(hold_rollout(layout, dataset, e, options, chunk))
+            if options.humanoid_groot:
+                bar.set_postfix_str(f"episode {e} humanoid_groot")
+                their_rollouts(runtime, dataset, e, options, bar, theirs)
     span = runtime.stats.action.max - runtime.stats.action.min
     header = {"checkpoint": str(runtime.info.path), "dataset_root": str(dataset.root), "layout": layout.name,
               "episodes": episodes, "action_chunk_size": options.action_chunk_size, "seed": options.seed,
               "task_override": options.task, "fps": dataset.fps, "inference_calls": calls,
               "seconds": round(time.perf_counter() - t0, 2)}
     metrics = build_metrics(rollouts, layout, span, header)
+    if theirs:
+        from groot_ros.tools.eval_theirs import score
+
+        metrics["humanoid_groot"] = {v: score(v, np.concatenate([p for p, _ in runs]), np.concatenate(
+            [t for _, t in runs]), span).as_dict(layout.action_names) for v, runs in theirs.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "ablation.txt").write_text(ablation_table(metrics, layout) + "\n")
     (out / "chunk_rows.txt").write_text(row_table(metrics) + "\n")
@@ -415,8 +439,12 @@ def summary(result: EvalResult, layout: Layout) -> str:
     lines = [f"eval-dataset: {m['checkpoint']}",
              f"  on {m['dataset_root']}, episodes {m['episodes']}, K={m['action_chunk_size']} of each chunk, "
              f"{m['inference_calls']} inference calls in {m['seconds']:.1f} s", "",
-             ablation_table(m, layout), "", "error per chunk row (% of the action range):", row_table(m), "",
-             f"metrics: {result.out_dir / 'metrics.json'}  table: {result.out_dir / 'ablation.txt'}"]
+             ablation_table(m, layout), "", "error per chunk row (% of the action range):", row_table(m), ""]
+    if "humanoid_groot" in m:
+        from groot_ros.tools.eval_theirs import their_table
+
+        lines += [their_table(m["humanoid_groot"], len(next(iter(m["per_row_range_mae"].values())))), ""]
+    lines.append(f"metrics: {result.out_dir / 'metrics.json'}  table: {result.out_dir / 'ablation.txt'}")
     if result.figures:
         lines.append(f"figures: {result.out_dir / 'plots'}/ ({len(result.figures) - 2} PNG), "
                      f"{result.out_dir / 'ablation.png'} and {result.out_dir / 'chunk_rows.png'}")
