@@ -138,7 +138,7 @@ def test_predict_cli_prints_the_forks_chunk_without_layout():
                           "5_wheel", "--seed", "0", "--task", task, "--repeats", "1"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "fork multi-head" in out.stdout + out.stderr
+    assert "  head     fork multi-head [humanoid_groot main]: arm 14 + claw 2 of 32 padded dims" in out.stderr
     # The synthetic observation `predict` feeds is ours; check its chunk through the API against the CLI's.
     from groot_ros.testing.synthetic import synthetic_observation
 

@@ -66,3 +66,4 @@ def test_fork_head_checkpoint_drives_the_stand_in(ros_node, tmp_path, variant):
         for key in ("robot", "services_called"):
             if ros_node.has_param("/kuavo_loopback_sim/" + key):
                 ros_node.delete_param("/kuavo_loopback_sim/" + key)
+    assert "  head     fork " in Path(log).read_text()
