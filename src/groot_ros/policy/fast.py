@@ -20,7 +20,6 @@ The model's own modules do the arithmetic; only the orchestration around them is
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, fields
 from typing import Any, Callable
@@ -29,6 +28,7 @@ import numpy as np
 
 from groot_ros.core.observation import Observation
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, StageClock
+from groot_ros.policy.stock import seeded
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +220,6 @@ class FastEngine(ChunkPolicy):
         pack = _pipeline_step(checkpoint.preprocessor, "GrootPackInputsStep")
         self.embodiment_id = int(pack.embodiment_mapping.get(pack.embodiment_tag, 0))
         self.max_state_dim = int(pack.max_state_dim)
-        stats = pack.stats["observation.state"]
-        self.state_min = torch.as_tensor(stats["min"], dtype=torch.float32).flatten().to(self.device)
-        self.state_max = torch.as_tensor(stats["max"], dtype=torch.float32).flatten().to(self.device)
-        action = checkpoint.stats.action
-        self.action_min = torch.as_tensor(action.min, dtype=torch.float32, device=self.device)
-        self.action_max = torch.as_tensor(action.max, dtype=torch.float32, device=self.device)
         eagle_step = _pipeline_step(checkpoint.preprocessor, "GrootEagleEncodeStep")
         self.image_spec = ImageSpec.from_processor(eagle_step.proc.image_processor)
         self.prompts: dict[tuple[str, int], Prompt] = {}
@@ -298,13 +292,10 @@ class FastEngine(ChunkPolicy):
         frames = [torch.from_numpy(self.checkpoint.trained_size(k, obs.images[k])) for k in self.checkpoint.info.camera_keys]
         groups = [torch.stack(frames)] if len({f.shape for f in frames}) == 1 else [f[None] for f in frames]
         pixels = torch.cat([preprocess_images(self._upload(g), self.image_spec) for g in groups])
-        state = self._upload(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)))
-        denom = self.state_max - self.state_min
-        safe = torch.where(denom != 0, denom, torch.ones_like(denom))
-        state = torch.where(denom != 0, 2 * (state - self.state_min) / safe - 1, torch.zeros_like(state))
-        padded = torch.zeros((1, 1, self.max_state_dim), dtype=torch.float32, device=self.device)
-        padded[0, 0, : state.shape[0]] = state
-        return pixels.to(self.input_dtype), padded.to(self.input_dtype), prompt
+        # The state's min/max mapping on the host in float32, as the stock pack step does it, then padded.
+        padded = np.zeros((1, 1, self.max_state_dim), dtype=np.float32)
+        padded[0, 0, : len(obs.state)] = self.checkpoint.stats.state.normalize(obs.state, dtype=np.float32)
+        return pixels.to(self.input_dtype), self._upload(torch.from_numpy(padded)).to(self.input_dtype), prompt
 
     def _upload(self, tensor: Any) -> Any:
         """One asynchronous copy from pinned memory to the device (a plain no-op on the CPU)."""
@@ -373,9 +364,8 @@ class FastEngine(ChunkPolicy):
         clock = clock or StageClock()
         self.checkpoint.check_observation(obs)
         head = self.model.action_head
-        rng = torch.random.fork_rng(devices=[self.device] if self.cuda else []) if seed is not None \
-            else contextlib.nullcontext()
-        with torch.no_grad(), rng, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.no_grad(), seeded(seed, self.checkpoint.device), \
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pixels, state, prompt = self._inputs(obs)
             clock.mark("preprocess")
             if self.options.cuda_graphs:
@@ -384,8 +374,6 @@ class FastEngine(ChunkPolicy):
             else:
                 features = self._backbone_fn(pixels, prompt)
             clock.mark("backbone")
-            if seed is not None:
-                torch.manual_seed(seed)
             # The stock head draws its noise in the backbone features' dtype, fp32 in LeRobot's both modes.
             noise = torch.randn((1, head.action_horizon, head.action_dim), dtype=torch.float32, device=self.device)
             noise = noise.to(self.input_dtype if not self.autocast else torch.float32)
@@ -394,12 +382,10 @@ class FastEngine(ChunkPolicy):
             else:
                 actions = self._head_fn(features, state, noise)
             clock.mark("action_head")
-            normalized = actions[0, :, : self.action_min.shape[0]].float()
-            denom = self.action_max - self.action_min
-            robot = torch.where(denom != 0, (normalized + 1.0) * 0.5 * denom + self.action_min, self.action_min)
-            both = torch.stack((normalized, robot)).cpu().numpy().astype(np.float64)
-            clock.mark("denormalize")
-        return Prediction(normalized=both[0], chunk=both[1], timings=clock.timings())
+            normalized = actions[0, :, : self.checkpoint.stats.action.dim].float().cpu().numpy()
+        chunk = self.checkpoint.stats.action.denormalize(normalized)
+        clock.mark("denormalize")
+        return Prediction(normalized=normalized, chunk=chunk, timings=clock.timings())
 
     @property
     def expects(self) -> PolicyInputs:
