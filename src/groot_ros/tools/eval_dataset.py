@@ -83,14 +83,13 @@ def open_dataset(root: str | Path) -> Any:
     """A local LeRobot v3.0 dataset; anything else is a clear error, never a hub download."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from groot_ros.tools.episodes import EpisodeError, v30_info
+
     root = Path(root).resolve()
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise EvalError(f"{root} is not a LeRobot dataset (no meta/info.json)")
-    version = json.loads(info_path.read_text()).get("codebase_version")
-    if version != "v3.0":
-        hint = f"; convert it with: python -m groot_ros convert-v21 {root}" if version == "v2.1" else ""
-        raise EvalError(f"{root} is a LeRobot {version} dataset, eval-dataset needs v3.0{hint}")
+    try:
+        v30_info(root, "eval-dataset")
+    except EpisodeError as exc:
+        raise EvalError(str(exc)) from exc
     # PyAV bundles its own FFmpeg; torchcodec (LeRobot's default when importable) needs system FFmpeg libraries.
     return LeRobotDataset(f"local/{root.name}", root=root, video_backend="pyav")
 
