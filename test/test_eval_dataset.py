@@ -132,7 +132,8 @@ def test_ablation_inputs(tiny_runtime, dataset_root):
 
 
 def test_error_statistics():
-    from groot_ros.tools.eval_dataset import error_stats, range_mae
+    from groot_ros.tools.eval_dataset import error_stats
+    from groot_ros.tools.eval_units import range_mae
 
     err = np.array([[1.0, -2.0], [-3.0, 0.0]])
     assert error_stats(err) == pytest.approx({"mae": 1.5, "rmse": np.sqrt(3.5), "max": 3.0})

@@ -29,6 +29,7 @@ import numpy as np
 
 from groot_ros.core.layout import Layout, stats_problems
 from groot_ros.core.observation import Observation
+from groot_ros.tools.eval_units import range_mae, to_uint8_hwc
 
 VARIANTS = ("normal", "state-zero", "image-zero")
 HOLD, UNTRAINED = "hold", "untrained"
@@ -126,12 +127,6 @@ def episode_indices(dataset: Any, wanted: Sequence[int] | None) -> list[int]:
     return list(dict.fromkeys(wanted))
 
 
-def to_uint8_hwc(image: Any) -> np.ndarray:
-    """LeRobot's float CHW in [0, 1] back to the uint8 RGB HxWx3 frame it was stored from."""
-    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    return np.clip(np.rint(np.transpose(array, (1, 2, 0)) * 255.0), 0, 255).astype(np.uint8)
-
-
 def observation_at(dataset: Any, index: int, variant: str, state_zero: np.ndarray, camera_keys: Sequence[str],
                    task: str | None) -> Observation:
     item = dataset[index]
@@ -201,14 +196,6 @@ def error_stats(err: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and max |error| over all values of `err` (robot units)."""
     a = np.abs(err)
     return {"mae": float(a.mean()), "rmse": float(np.sqrt((err ** 2).mean())), "max": float(a.max())}
-
-
-def range_mae(err: np.ndarray, span: np.ndarray) -> float | None:
-    """Mean over dimensions of MAE / (max - min) of the checkpoint's action statistics (constant dims left out)."""
-    live = span > 0
-    if not live.any():
-        return None
-    return float((np.abs(err[:, live]).mean(axis=0) / span[live]).mean())
 
 
 def metrics_for(err: np.ndarray, layout: Layout, span: np.ndarray) -> dict:

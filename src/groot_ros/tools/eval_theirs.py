@@ -29,6 +29,7 @@ import numpy as np
 
 from groot_ros.core.normalization import MinMax
 from groot_ros.core.observation import Observation
+from groot_ros.tools.eval_units import range_mae, to_uint8_hwc
 
 PERFECT = "perfect"
 
@@ -55,8 +56,6 @@ def dataset_minmax(stats: Mapping[str, Mapping[str, Any]], key: str) -> MinMax:
 
 
 def score(variant: str, predicted: np.ndarray, truth: np.ndarray, span: np.ndarray) -> TheirScore:
-    from groot_ros.tools.eval_dataset import range_mae
-
     err = predicted - truth
     return TheirScore(variant, len(truth), np.abs(err).mean(axis=0), (err ** 2).mean(axis=0), range_mae(err, span))
 
@@ -64,8 +63,6 @@ def score(variant: str, predicted: np.ndarray, truth: np.ndarray, span: np.ndarr
 def last_row_rollout(runtime: Any, dataset: Any, start: int, stop: int, variant: str, seed: int,
                      progress: Any) -> np.ndarray:
     """(stop - start, action_dim): at every frame, the last row of the chunk as their script de-normalizes it."""
-    from groot_ros.tools.eval_dataset import to_uint8_hwc
-
     state_ds = dataset_minmax(dataset.meta.stats, "observation.state")
     action_ds = dataset_minmax(dataset.meta.stats, "action")
     ck = runtime.stats
