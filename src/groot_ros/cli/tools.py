@@ -70,7 +70,7 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
             from groot_ros.tools.training import TrainingError, untrained_runtime
 
             try:
-                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout)
+                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout, runtime.base_config.parent)
             except (TrainingError, KeyError, OSError) as exc:
                 raise EvalError(f"--untrained: {exc}") from None
         result = evaluate(runtime, args.dataset_root, out, options, untrained=untrained)
