@@ -70,7 +70,7 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
             from groot_ros.tools.training import TrainingError, untrained_runtime
 
             try:
-                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout)
+                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout, runtime.base_config.parent)
             except (TrainingError, KeyError, OSError) as exc:
                 raise EvalError(f"--untrained: {exc}") from None
         result = evaluate(runtime, args.dataset_root, out, options, untrained=untrained)
@@ -149,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-zero", action="store_true", help="ablation: black images")
     p.add_argument("--ablations", choices=("all",), help="all: normal, state-zero and image-zero in one run")
     p.add_argument("--untrained", action="store_true",
-                   help="also score the checkpoint with its base weights (its config's local base_model_path)")
+                   help="also score the checkpoint with its base weights (beside the base config it loads)")
     p.add_argument("--out", help="output folder (default artifacts/eval/<dataset name>)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (the same per chunk in every variant)")
     p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of each episode")
