@@ -208,6 +208,51 @@ def test_convert_v21_converts_in_place_and_checks(tmp_path, converted, capsys):
     assert (tmp_path / "kuavo_v21_old" / "meta" / "episodes.jsonl").is_file()
     new, ref = LeRobotDataset("local/new", root=old), LeRobotDataset("local/ref", root=report.root)
     assert new.num_frames == ref.num_frames
-    np.testing.assert_array_equal(new[5]["observation.images.head_cam_h"], ref[5]["observation.images.head_cam_h"])
+    np.testing.assert_array_equal(new[5]["observation.images.cam_head"], ref[5]["observation.images.cam_head"])
     assert main(["convert-v21", str(old)]) == 2  # now v3.0
     assert "already v3.0" in capsys.readouterr().err
+
+
+# The users' naming, written out from their configs/config.py rather than taken from our layouts, so a rename on
+# our side that drifts from theirs fails here.
+THEIR_STATE = [f"arm_joint_{i}" for i in range(1, 15)] + ["left_claw_state", "right_claw_state", "com_z_position",
+                                                          "com_pitch_eular"]
+THEIR_ACTION = [f"arm_joint_{i}" for i in range(1, 15)] + ["left_claw_position", "right_claw_position", "cmd_pose_z",
+                                                           "cmd_pose_pitch"]
+
+
+def _their_dataset(root, like: dict, cameras=("cam_head", "cam_left", "cam_right")):
+    """One short episode written by LeRobot itself with the users' keys and names; fps, robot type and image
+    size as `like` (a recording's properties, not its naming)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    shape = next(f["shape"] for k, f in like["features"].items() if k.startswith("observation.images."))
+    features = {"observation.state": {"dtype": "float32", "shape": (18,), "names": THEIR_STATE},
+                "action": {"dtype": "float32", "shape": (18,), "names": THEIR_ACTION},
+                **{f"observation.images.{c}": {"dtype": "image", "shape": tuple(shape),
+                                               "names": ["height", "width", "channels"]} for c in cameras}}
+    dataset = LeRobotDataset.create(repo_id="kuavo/1120_depalletize", fps=like["fps"], root=root, features=features,
+                                    robot_type=like["robot_type"], use_videos=False)
+    for _ in range(3):
+        dataset.add_frame({"observation.state": np.zeros(18, np.float32), "action": np.zeros(18, np.float32),
+                           **{f"observation.images.{c}": np.zeros(shape, np.uint8) for c in cameras},
+                           "task": "Depalletize the box"})
+    dataset.save_episode()
+    dataset.finalize()
+    return root
+
+
+def test_a_default_named_dataset_merges_with_theirs_through_lerobot(converted, tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from groot_ros.tools.bag2lerobot import ConversionError, merge_datasets
+
+    report, _ = converted
+    info = json.loads((report.root / "meta" / "info.json").read_text())
+    theirs = _their_dataset(tmp_path / "theirs", info)
+    merged = LeRobotDataset("local/merged", root=merge_datasets([report.root, theirs], tmp_path / "merged"))
+    assert merged.meta.total_episodes == 3 and merged.meta.features["action"]["names"] == THEIR_ACTION
+    # what the old default camera names did: LeRobot refuses, the features differ
+    old = _their_dataset(tmp_path / "old_names", info, cameras=("head_cam_h", "wrist_cam_l", "wrist_cam_r"))
+    with pytest.raises(ConversionError, match="Same features is expected"):
+        merge_datasets([report.root, old], tmp_path / "refused")

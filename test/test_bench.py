@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from groot_ros.bench.policy import BenchConfig, format_report, run_bench, stock_predict
+from groot_ros.bench.policy import BenchConfig, format_report, run_bench
 from groot_ros.cli import main
 from groot_ros.testing.synthetic import synthetic_observation
 from groot_ros.policy.fast import (
@@ -16,7 +16,7 @@ from groot_ros.policy.fast import (
     FastOptions,
     ImageSpec,
     _pipeline_step,
-    optimize_runtime,
+    fast_engine,
     preprocess_images,
 )
 from groot_ros.policy.runtime import GrootRuntime
@@ -64,9 +64,9 @@ def test_harness_and_cli_time_every_stage_and_match(tiny_checkpoint, tmp_path, c
                                      FastOptions(skip_lm_head=False), FastOptions(kv_cache=False)],
                          ids=["all", "none", "no-gpu-preprocess", "no-skip-lm-head", "no-kv-cache"])
 def test_fast_path_equals_stock_fp32(tiny_checkpoint, depalletize_layout, stock_runtime, obs, options):
-    reference = stock_predict(stock_runtime, obs, seed=7)
+    reference = stock_runtime.predict(obs, seed=7)
     runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
-    engine = optimize_runtime(runtime, options)
+    engine = fast_engine(runtime.checkpoint, options)
     ours = engine.predict(obs, seed=7)
     assert ours.normalized.shape == reference.normalized.shape == (16, depalletize_layout.action_dim)
     assert _rel(ours.normalized, reference.normalized) < 1e-5
@@ -79,9 +79,9 @@ def test_bf16_weights_match_lerobot_autocast(tiny_checkpoint, depalletize_layout
     stock = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout)
     stock.policy.config.use_bf16 = True  # LeRobot's inference mode: fp32 weights under bf16 autocast
     stock.policy._groot_model.compute_dtype = "bfloat16"
-    reference = stock_predict(stock, obs, seed=1)
+    reference = stock.predict(obs, seed=1)
     runtime = GrootRuntime.load(tiny_checkpoint.pretrained_model, depalletize_layout, dtype="bfloat16")
-    engine = optimize_runtime(runtime, FastOptions())
+    engine = fast_engine(runtime.checkpoint, FastOptions())
     assert next(runtime.policy.parameters()).dtype == torch.bfloat16
     assert _rel(engine.predict(obs, seed=1).normalized, reference.normalized) < 1e-2
 

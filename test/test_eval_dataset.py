@@ -132,7 +132,8 @@ def test_ablation_inputs(tiny_runtime, dataset_root):
 
 
 def test_error_statistics():
-    from groot_ros.tools.eval_dataset import error_stats, range_mae
+    from groot_ros.tools.eval_dataset import error_stats
+    from groot_ros.tools.eval_units import range_mae
 
     err = np.array([[1.0, -2.0], [-3.0, 0.0]])
     assert error_stats(err) == pytest.approx({"mae": 1.5, "rmse": np.sqrt(3.5), "max": 3.0})
@@ -161,3 +162,38 @@ def test_dataset_that_does_not_fit_the_layout(dataset_root):
     meta = open_dataset(dataset_root).meta
     problems = dataset_problems(load_layout("arms_claws", "4_pro", "sim"), meta.features, meta.camera_keys)
     assert any("state dim: dataset 18" in p for p in problems) and any("action dim: dataset 18" in p for p in problems)
+
+
+def test_their_metric_last_row_their_stats_no_task_and_a_perfect_predictors_floor(tmp_path, tiny_runtime,
+                                                                                  dataset_root, capsys):
+    from groot_ros.cli import main
+    from groot_ros.tools.eval_dataset import observation_at, open_dataset
+    from groot_ros.tools.eval_theirs import last_row_rollout, perfect_rows
+
+    class Quiet:
+        def update(self, n):
+            pass
+
+    dataset = open_dataset(dataset_root)
+    truth = np.stack([np.asarray(dataset[t]["action"], np.float64) for t in range(5)])
+    # with the checkpoint's own statistics in the dataset, their row is the runtime's last row for the raw state
+    # and no task (LeRobot's "Perform the task.")
+    ck = tiny_runtime.stats
+    dataset.meta.stats = {"observation.state": {"min": ck.state.min, "max": ck.state.max},
+                          "action": {"min": ck.action.min, "max": ck.action.max}}
+    rows = last_row_rollout(tiny_runtime, dataset, 0, 2, "normal", 0, Quiet())
+    obs = observation_at(dataset, 1, "normal", None, tiny_runtime.info.camera_keys, "Perform the task.")
+    np.testing.assert_allclose(rows[1], tiny_runtime.predict_chunk(obs, seed=1)[-1], atol=1e-5)
+    assert np.array_equal(perfect_rows(truth, 16), truth[[4, 4, 4, 4, 4]])
+
+    out = tmp_path / "eval"
+    assert main(["eval-dataset", "--checkpoint", str(tiny_runtime.info.path), "--dataset-root", str(dataset_root),
+                 "--max-frames", "20", "--state-zero", "--metric", "humanoid_groot", "--no-plots",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "humanoid_groot's eval_on_dataset.py score" in printed and "perfect" in printed
+    theirs = json.loads((out / "metrics.json").read_text())["humanoid_groot"]
+    assert list(theirs) == ["state-zero", "perfect"] and theirs["perfect"]["frames"] == 20
+    actions = np.stack([np.asarray(dataset[t]["action"], np.float64) for t in range(20)])
+    expected = np.abs(perfect_rows(actions, 16) - actions).mean(axis=0).mean()
+    assert theirs["perfect"]["mae"] == pytest.approx(expected) and theirs["perfect"]["mae"] > 0

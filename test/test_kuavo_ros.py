@@ -137,7 +137,7 @@ def test_sim_offers_the_kuavo_interface(sim, store, ros_node):
     jpeg = ros_node.wait_for_message("/camera/color/image_raw/compressed", CompressedImage, timeout=2)
     assert jpeg.format == "jpeg" and jpeg.data[:2] == b"\xff\xd8"
     obs = observe(store, ros_node)
-    assert obs.images["observation.images.head_cam_h"].shape == (96, 128, 3)
+    assert obs.images["observation.images.cam_head"].shape == (96, 128, 3)
 
 
 def run_closed_loop(backend, store, ros_node, recorder):
@@ -163,7 +163,7 @@ def run_closed_loop(backend, store, ros_node, recorder):
     assert report.ok and "arm mode restored to 1 (read back)" in str(report), report
     assert sim_mode(ros_node) == (1, 0)  # auto swing back, direct-to-WBC off
     # The scene follows the arms: the head image changed.
-    key = "observation.images.head_cam_h"
+    key = "observation.images.cam_head"
     assert np.abs(after.images[key].astype(int) - before.images[key]).sum() > 0
     arm_msg = recorder["arm"][-1]
     assert len(arm_msg.name) == 14

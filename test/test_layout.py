@@ -95,8 +95,8 @@ def test_checkpoint_dims_must_match_the_layout():
     layout = load_layout("arms_claws", "4_pro", "sim")
     problems = stats_problems(layout, state_dim=18, action_dim=18, camera_keys=None, embodiment_tag=None)
     assert len(problems) == 2 and "state dim: checkpoint 18, layout 'arms_claws' 16" in problems[0]
-    assert stats_problems(load_layout("depalletize"), 18, 18, ["observation.images.head_cam_h",
-                          "observation.images.wrist_cam_l", "observation.images.wrist_cam_r"], "new_embodiment") == []
+    assert stats_problems(load_layout("depalletize"), 18, 18, ["observation.images.cam_head",
+                          "observation.images.cam_left", "observation.images.cam_right"], "new_embodiment") == []
 
 
 def test_unknown_robot_names_the_known_ones():

@@ -39,7 +39,9 @@ def test_both_engines_are_chunk_policies(engines, engine, depalletize_layout):
     obs = synthetic_observation(depalletize_layout)
     prediction = runtime.predict(obs, seed=1)
     np.testing.assert_allclose(prediction.chunk, runtime.stats.action.denormalize(prediction.normalized), atol=1e-5)
-    assert runtime.last_timings.total_ms > 0
+    stages = set(prediction.timings.stages_ms)
+    assert {"preprocess", "backbone", "action_head", "denormalize"} <= stages and prediction.timings.total_ms > 0
+    assert prediction.timings.model_ms > 0 and prediction.timings.preprocess_ms > 0
     runtime.reset()
     np.testing.assert_allclose(runtime.predict_chunk(obs, seed=1), prediction.chunk, atol=1e-6)
 

@@ -127,15 +127,15 @@ def test_missing_base_config_names_it(tiny_checkpoint, depalletize_layout, tmp_p
 def test_camera_mismatch_between_layout_and_checkpoint(tiny_checkpoint, tmp_path):
     layout_yaml = tmp_path / "two_cams.yaml"
     text = (config_dir() / "layouts" / "depalletize.yaml").read_text()
-    layout_yaml.write_text(text.replace("wrist_right: observation.images.wrist_cam_r\n", ""))
+    layout_yaml.write_text(text.replace("wrist_right: observation.images.cam_right\n", ""))
     layout = load_layout(layout_yaml, "4_pro", "sim")
-    with pytest.raises(CheckpointError, match=r"checkpoint camera keys \['observation.images.wrist_cam_r'\]"):
+    with pytest.raises(CheckpointError, match=r"checkpoint camera keys \['observation.images.cam_right'\]"):
         GrootRuntime.load(tiny_checkpoint.pretrained_model, layout)
 
 
 def test_unknown_camera_key_and_bad_observations_rejected(tiny_runtime, depalletize_layout):
     good = synthetic_observation(depalletize_layout)
-    extra = dict(good.images, **{"observation.images.chest": good.images["observation.images.head_cam_h"]})
+    extra = dict(good.images, **{"observation.images.chest": good.images["observation.images.cam_head"]})
     with pytest.raises(ObservationError, match="unknown camera keys"):
         tiny_runtime.predict_chunk(Observation(good.state, extra, good.task))
     with pytest.raises(ObservationError, match=r"state has shape \(16,\)"):
@@ -144,7 +144,7 @@ def test_unknown_camera_key_and_bad_observations_rejected(tiny_runtime, depallet
     nan_state[15] = np.nan
     with pytest.raises(ObservationError, match="NaN/inf in \\['Claw_pos_1'\\]"):
         tiny_runtime.predict_chunk(Observation(nan_state, good.images, good.task))
-    float_img = dict(good.images, **{"observation.images.head_cam_h": np.zeros((48, 64, 3), np.float32)})
+    float_img = dict(good.images, **{"observation.images.cam_head": np.zeros((48, 64, 3), np.float32)})
     with pytest.raises(ObservationError, match="must be uint8 HxWx3"):
         tiny_runtime.predict_chunk(Observation(good.state, float_img, good.task))
 
@@ -185,8 +185,8 @@ def test_attention_choice_without_flash_attn():
 def test_cameras_of_different_sizes_are_brought_to_the_trained_size(tiny_runtime, depalletize_layout):
     obs = synthetic_observation(depalletize_layout)
     images = dict(obs.images)
-    images["observation.images.wrist_cam_l"] = images["observation.images.wrist_cam_l"][:240, :320].copy()
-    images["observation.images.head_cam_h"].setflags(write=False)  # as a ROS message buffer
+    images["observation.images.cam_left"] = images["observation.images.cam_left"][:240, :320].copy()
+    images["observation.images.cam_head"].setflags(write=False)  # as a ROS message buffer
     chunk = tiny_runtime.predict_chunk(Observation(obs.state, images, obs.task), seed=0)
     assert chunk.shape == (16, 18) and np.all(np.isfinite(chunk))
 
@@ -198,7 +198,8 @@ def test_fast_path_through_the_runtime_matches_stock(tiny_checkpoint, tiny_runti
     stock = tiny_runtime.predict_chunk(obs, seed=2)
     ours = fast.predict_chunk(obs, seed=2)
     assert np.linalg.norm(ours - stock) / np.linalg.norm(stock) < 1e-4
-    assert fast.last_timings.model_ms > 0 and fast.last_timings.preprocess_ms > 0
+    timings = fast.predict(obs, seed=2).timings
+    assert timings.model_ms > 0 and timings.preprocess_ms > 0
     np.testing.assert_allclose(fast.stats.action.denormalize(fast.predict_normalized(obs, seed=2)), ours, atol=1e-6)
 
 

@@ -59,7 +59,7 @@ def test_fresh_streams_build_an_observation(layout):
     obs = result.observation
     np.testing.assert_allclose(obs.state, [0.1] * 14 + [10.0, 90.0, 0.8, 0.1], rtol=1e-6)
     assert set(obs.images) == set(layout.camera_keys)
-    assert obs.images["observation.images.head_cam_h"][0, 0].tolist() == [200, 30, 30]
+    assert obs.images["observation.images.cam_head"][0, 0].tolist() == [200, 30, 30]
     assert obs.task == "pick the box" and obs.stamp == 10.05
     assert obs.meta["header_stamps"]["joints"] == 5.0 and math.isclose(obs.meta["ages"]["claws"], 0.05)
 
@@ -106,7 +106,7 @@ def test_bgr8_camera_arrives_as_rgb(layout):
     store = ObservationStore(layout)
     fill(store, 1.0, head=Image(**dict(encode_rgb8(RED[..., ::-1].copy()), encoding="bgr8")))
     obs = store.build_observation(1.0, "t").observation
-    assert obs.images["observation.images.head_cam_h"][5, 5].tolist() == [200, 30, 30]
+    assert obs.images["observation.images.cam_head"][5, 5].tolist() == [200, 30, 30]
 
 
 def test_corrupt_jpeg_and_wrong_size_are_reported_per_camera(layout):
@@ -135,7 +135,7 @@ def test_rotate_180_from_the_config(layout, tmp_path):
     img = RED.copy()
     img[0, 0] = (0, 255, 0)
     fill(rotated, 1.0, head=Image(**encode_rgb8(img)))
-    out = rotated.build_observation(1.0, "t").observation.images["observation.images.head_cam_h"]
+    out = rotated.build_observation(1.0, "t").observation.images["observation.images.cam_head"]
     assert out[-1, -1].tolist() == [0, 255, 0]
 
 

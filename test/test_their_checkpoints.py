@@ -29,3 +29,20 @@ def test_their_checkpoint_drives_the_stand_in(node_on_standin, tmp_path, layout,
     node.stop_node()
     text = (tmp_path / "launch.log").read_text()  # why the layout was chosen is said only in the start-up block
     assert f"layout   {layout}: state" in text and "feature names of dataset" in text, text[-3000:]
+
+
+@pytest.mark.parametrize("variant", ["main_multi", "dev_shared_xattn"])
+def test_fork_head_checkpoint_drives_the_stand_in(node_on_standin, tmp_path, variant):
+    """A checkpoint saved by the fork's own code (test/fixtures/fork_heads) runs the wheel-arm stand-in."""
+    import shutil
+
+    from test_fork_heads import FIXTURES
+
+    for name in (variant, "base_model", "eagle_assets"):
+        shutil.copytree(FIXTURES / name, tmp_path / name)
+    node = node_on_standin
+    node.start("sim_depalletize.launch", "robot:=5_wheel", "seed:=0", sim=None,
+               checkpoint=tmp_path / variant / "pretrained_model")
+    node.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 120, "the first chunks")
+    node.stop_node()
+    assert "  head     fork " in (tmp_path / "launch.log").read_text()

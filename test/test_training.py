@@ -32,9 +32,13 @@ def test_lerobot_arguments_carry_the_seed_defaults_and_stay_offline(tmp_path, de
                  f"--policy.base_model_path={tmp_path.resolve()}", f"--dataset.root={(tmp_path / 'ds').resolve()}",
                  "--policy.chunk_size=16", "--policy.embodiment_tag=new_embodiment"]:
         assert flag in args
-    resume = lerobot_args(_options(tmp_path, resume=True, steps=50_000), depalletize_layout)
+    resume = lerobot_args(_options(tmp_path, resume=True, steps=50_000, base_model=str(tmp_path)), depalletize_layout)
     assert resume[:2] == [f"--config_path={(tmp_path / 'run').resolve()}/checkpoints/last/pretrained_model/"
                           "train_config.json", "--resume=true"] and "--steps=50000" in resume
+    # the saved train_config.json names no path of this machine: a resume gives them again
+    for flag in [f"--output_dir={(tmp_path / 'run').resolve()}", f"--dataset.root={(tmp_path / 'ds').resolve()}",
+                 f"--policy.base_model_path={tmp_path.resolve()}"]:
+        assert flag in resume
     multi = command_line(launch_command(_options(tmp_path, num_gpus=4, device="cuda"), depalletize_layout))
     assert multi.startswith("accelerate launch --multi_gpu --num_processes=4 -m groot_ros.tools.training --dataset.repo_id")
     assert "--policy.use_bf16=true" in multi
@@ -70,7 +74,8 @@ def test_round_trip_bags_dataset_training_resume_eval(tmp_path, depalletize_layo
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["000003", "000006", "last"]
 
     env = dict(os.environ, RESUME="true", STEPS="10", OUTPUT_DIR=str(run), BATCH_SIZE="2", SAVE_FREQ="3",
-               LOG_FREQ="2", NUM_WORKERS="0", DEVICE="cpu")
+               LOG_FREQ="2", NUM_WORKERS="0", DEVICE="cpu", BASE_MODEL=str(tmp_path / "tiny" / "base_model"),
+               EAGLE_ASSETS=str(tmp_path / "tiny" / "eagle_assets"))  # the checkpoint names neither: given again
     done = subprocess.run([str(REPO / "scripts" / "train_groot.sh")], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -81,8 +86,10 @@ def test_round_trip_bags_dataset_training_resume_eval(tmp_path, depalletize_layo
 
     checkpoint = last / "pretrained_model"
     config = json.loads((checkpoint / "config.json").read_text())
-    assert config["base_model_path"] == str(tmp_path / "tiny" / "base_model")
-    runtime = GrootRuntime.load(checkpoint, depalletize_layout)  # base config found via base_model_path
+    assert config["base_model_path"] == "nvidia/GR00T-N1.5-3B"  # the local base's config is beside it instead
+    assert json.loads((checkpoint / "train_config.json").read_text())["dataset"]["root"] == "../ds"
+    runtime = GrootRuntime.load(checkpoint, depalletize_layout)
+    assert runtime.base_config == checkpoint.parent / "base_model" / "config.json"
     assert runtime.info.chunk_size == 16 and runtime.stats.action.dim == 18
 
     out = tmp_path / "eval"
@@ -123,7 +130,8 @@ def test_tiny_training_beats_the_untrained_model_on_a_held_out_episode(tmp_path,
     error = {name: evaluate(runtime, tmp_path / "held_out", tmp_path / name, options, progress=False)
              .metrics["results"]["normal"]["overall"]["range_mae"]
              for name, runtime in (("trained", GrootRuntime.load(checkpoint, depalletize_layout)),
-                                   ("untrained", untrained_runtime(checkpoint, depalletize_layout)))}
+                                   ("untrained", untrained_runtime(checkpoint, depalletize_layout,
+                                                                   base_model=base.base_model)))}
     assert error["trained"] < 0.5 * error["untrained"], error
 
 

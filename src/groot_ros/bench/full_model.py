@@ -92,7 +92,7 @@ MODEL_SIZES = {
 def _prepare(ckpt: TinyCheckpoint, layout: Layout, size: ModelSize) -> Any:
     """Writes the Eagle assets and the base config; returns the GrootConfig of a policy for `layout`."""
     write_model_files(ckpt, size.write_assets, size.base_config)
-    return policy_config(ckpt, layout, size.image_size)
+    return policy_config(layout, size.image_size)
 
 
 def write_checkpoint(out: str | Path, layout: Layout, size: ModelSize, *, seed: int = 0,

@@ -1,8 +1,9 @@
 """Side-by-side timing of the stock LeRobot GR00T path and groot_ros's optimized path, per stage, in one process.
 
-Stock: LeRobot's preprocessor pipeline, GrootPolicy.predict_action_chunk (fp32 weights; with --dtype bfloat16
-LeRobot's own autocast, as `use_bf16=True` runs it), then the chunk copied to the host and de-normalized with the
-checkpoint's min/max. Ours: policy.fast.FastEngine on the same checkpoint, observation and seed.
+Stock: policy.stock.StockEngine, the node's stock path (LeRobot's preprocessor pipeline and
+GrootPolicy.predict_action_chunk, fp32 weights; with --dtype bfloat16 LeRobot's own autocast, as `use_bf16=True`
+runs it; then the whole chunk de-normalized). Ours: policy.fast.FastEngine on the same checkpoint, observation and
+seed. Both report their stages through the same StageClock.
 
 Each path is loaded, warmed up, timed and freed before the next, so its peak memory is its own. Every timed call
 is made twice: once plain (end to end, no extra synchronisation) and once with a device sync at each stage
@@ -13,7 +14,6 @@ kernel family (matrix products, attention, normalization, ...) to show where the
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import gc
 import json
@@ -22,12 +22,12 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from groot_ros.policy.base import Prediction
-from groot_ros.policy.fast import FastOptions, optimize_runtime
+from groot_ros.policy.base import ChunkPolicy, StageClock
+from groot_ros.policy.fast import FastOptions, fast_engine
 
 STAGES = ("preprocess", "backbone", "action_head", "denormalize")
 ABLATION = ("bf16_weights", "gpu_preprocess", "skip_lm_head", "kv_cache")
@@ -112,22 +112,6 @@ class BenchReport:
                                        for p in self.paths[1:])
 
 
-class StageTimer:
-    """Time since the previous mark, per stage name; synchronises the device at each mark."""
-
-    def __init__(self, sync: Callable[[], None]):
-        self.sync = sync
-        self.ms: dict[str, float] = {}
-        self.sync()
-        self.last = time.perf_counter()
-
-    def mark(self, stage: str) -> None:
-        self.sync()
-        now = time.perf_counter()
-        self.ms[stage] = self.ms.get(stage, 0.0) + (now - self.last) * 1e3
-        self.last = now
-
-
 class Device:
     def __init__(self, name: str):
         import torch
@@ -161,49 +145,10 @@ class Device:
         return rss / 1024, "process RSS"
 
 
-@contextlib.contextmanager
-def stock_stage_marks(policy: Any, timer: StageTimer) -> Iterator[None]:
-    """Marks the backbone and the action head inside an unmodified predict_action_chunk (instance wrappers only)."""
-    model = policy._groot_model
-    backbone_forward, get_action = model.backbone.forward, model.action_head.get_action
-
-    def timed(fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            timer.mark("other")
-            out = fn(*args, **kwargs)
-            timer.mark(stage)
-            return out
-        return call
-
-    model.backbone.forward = timed(backbone_forward, "backbone")
-    model.action_head.get_action = timed(get_action, "action_head")
-    try:
-        yield
-    finally:
-        del model.backbone.forward, model.action_head.get_action
-
-
-def stock_predict(runtime: Any, obs: Any, seed: int, timer: Any = None) -> Prediction:
-    """The stock path: LeRobot's pipeline and predict_action_chunk, then a whole-chunk de-normalization."""
-    import torch
-
-    stage_marks = stock_stage_marks(runtime.policy, timer) if timer else contextlib.nullcontext()
-    with torch.random.fork_rng(devices=[torch.device(runtime.device)] if runtime.device.startswith("cuda") else []):
-        torch.manual_seed(seed)
-        batch = runtime.preprocessor(runtime.batch_for(obs))
-        if timer:
-            timer.mark("preprocess")
-        with stage_marks:
-            chunk = runtime.policy.predict_action_chunk(batch)
-        normalized = chunk[0].float().cpu().numpy().astype(np.float64)
-        robot = runtime.stats.action.denormalize(normalized)
-    if timer:
-        timer.mark("denormalize")
-    return Prediction(normalized=normalized, chunk=robot)
-
-
-def _time_path(name: str, predict: Callable[..., Prediction], options: list[str], cfg: BenchConfig,
-               device: Device, obs: Any, unseeded: bool = False) -> PathResult:
+def _time_path(name: str, engine: ChunkPolicy, options: list[str], cfg: BenchConfig, device: Device, obs: Any,
+               unseeded: bool = False) -> PathResult:
+    """Times one engine: plain calls end to end, then calls whose stage clock synchronises the device."""
+    predict = engine.predict
     for _ in range(cfg.warmup):
         predict(obs, cfg.seed)
     e2e, staged = [], []
@@ -213,9 +158,7 @@ def _time_path(name: str, predict: Callable[..., Prediction], options: list[str]
         predict(obs, cfg.seed)
         device.sync()
         e2e.append((time.perf_counter() - t0) * 1e3)
-        timer = StageTimer(device.sync)
-        predict(obs, cfg.seed, timer)
-        staged.append(timer.ms)
+        staged.append(engine.predict(obs, cfg.seed, clock=StageClock(device.sync)).timings.stages_ms)
     fresh = None
     if unseeded:
         fresh = []
@@ -353,39 +296,39 @@ def environment(device: "Device") -> dict[str, str]:
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> BenchReport:
     from groot_ros.testing.synthetic import synthetic_observation
     from groot_ros.core.layout import load_layout
-    from groot_ros.policy.runtime import GrootRuntime
+    from groot_ros.policy.runtime import LoadedCheckpoint
+    from groot_ros.policy.stock import StockEngine
 
     layout = load_layout(cfg.layout, cfg.robot, cfg.topics)
     device = Device(cfg.device)
     checkpoint = prepare_checkpoint(cfg, layout)
     obs = synthetic_observation(layout)
 
-    def load(dtype: str) -> Any:
-        return GrootRuntime.load(checkpoint, layout, device=cfg.device, dtype=dtype, attention=cfg.attention)
+    def load(dtype: str) -> LoadedCheckpoint:
+        # weights in `dtype`, compute in cfg.dtype: bf16 compute on fp32 weights is LeRobot's autocast mode
+        loaded = LoadedCheckpoint.load(checkpoint, layout, device=cfg.device, dtype=dtype, attention=cfg.attention)
+        return replace(loaded, dtype=cfg.dtype)
 
     log(f"stock LeRobot path on {cfg.device}/{cfg.dtype} ...")
     device.reset_peak()
-    runtime = load("float32")
-    parameters = sum(p.numel() for p in runtime.policy.parameters())
+    loaded = load("float32")
+    parameters = sum(p.numel() for p in loaded.policy.parameters())
     if cfg.dtype == "bfloat16":  # LeRobot's inference mode: fp32 weights, bf16 autocast (use_bf16=True)
-        runtime.policy.config.use_bf16 = True
-        runtime.policy._groot_model.compute_dtype = runtime.policy._groot_model.config.compute_dtype = "bfloat16"
-    stock = _time_path("stock", lambda o, s, t=None, r=runtime: stock_predict(r, o, s, t), [], cfg, device, obs)
+        loaded.policy.config.use_bf16 = True
+        loaded.policy._groot_model.compute_dtype = loaded.policy._groot_model.config.compute_dtype = "bfloat16"
+    stock = _time_path("stock", StockEngine(loaded), [], cfg, device, obs)
     log(summary_line(stock))
-    del runtime
+    del loaded
     paths = [stock]
     failed: dict[str, str] = {}
     for name, options in variants(cfg):
         log(f"{name}: {', '.join(options.enabled()) or 'nothing'} ...")
         device.reset_peak()
         bf16_weights = cfg.dtype == "bfloat16" and options.bf16_weights
-        runtime = engine = None
+        engine = None
         try:
-            runtime = load("bfloat16" if bf16_weights else "float32")
-            runtime.dtype = cfg.dtype  # bf16 compute on fp32 weights (autocast) when bf16 weights are switched off
-            engine = optimize_runtime(runtime, options)
-            result = _time_path(name, lambda o, s, t=None, e=engine: e.predict(o, s, t), options.enabled(), cfg,
-                                device, obs, unseeded=True)
+            engine = fast_engine(load("bfloat16" if bf16_weights else "float32"), options)
+            result = _time_path(name, engine, options.enabled(), cfg, device, obs, unseeded=True)
             paths.append(replace(result, rel_error=_rel(result.normalized, stock.normalized),
                                  rel_error_robot=_rel(result.chunk, stock.chunk)))
             log(summary_line(paths[-1], stock))  # as it comes: a run cut short still leaves its finished rows
@@ -394,7 +337,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
             log(f"{name} FAILED:\n{traceback.format_exc()}")
             del exc
         finally:
-            del engine, runtime
+            del engine
             if options.compile:
                 import torch
 

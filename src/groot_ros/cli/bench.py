@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 from groot_ros.bench.policy import EXTRAS  # no torch: that module imports it where it runs
-from groot_ros.cli.common import add_layout_args
+from groot_ros.cli.common import add_checkpoint_args, checkpoint_layout
+
+
+def bench_layout(args: argparse.Namespace):
+    """The checkpoint's layout as the node chooses it; without a checkpoint the named one (auto: depalletize)."""
+    from groot_ros.core.layout import load_layout
+
+    if args.checkpoint:
+        return checkpoint_layout(args)[0]
+    return load_layout("depalletize" if args.layout == "auto" else args.layout, args.robot, args.topics)
 
 
 def cmd_bench_policy(args: argparse.Namespace) -> int:
@@ -19,9 +28,11 @@ def cmd_bench_policy(args: argparse.Namespace) -> int:
 
     options = replace(FastOptions(compile=args.compile, cuda_graphs=args.cuda_graphs),
                       **{name: False for name in args.disable})
+    chosen = bench_layout(args)  # bench.policy loads it again by name (or by the YAML path given)
+    layout = chosen.name if args.layout == "auto" else args.layout
     cfg = BenchConfig(size=args.size, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
                       workdir=Path(args.workdir), device=args.device, dtype=args.dtype, attention=args.attention,
-                      warmup=args.warmup, iters=args.iters, seed=args.seed, layout=args.layout, robot=args.robot,
+                      warmup=args.warmup, iters=args.iters, seed=args.seed, layout=layout, robot=args.robot,
                       topics=args.topics, options=options, ablation=args.ablation, also=tuple(args.also),
                       profile=args.profile)
     report = run_bench(cfg, log=lambda line: print(f"[bench] {line}", file=sys.stderr))
@@ -36,9 +47,8 @@ def cmd_bench_node_path(args: argparse.Namespace) -> int:
     import json
 
     from groot_ros.bench.node_path import NodePathConfig, format_node_path, run_node_path
-    from groot_ros.core.layout import load_layout
 
-    layout = load_layout(args.layout, args.robot, args.topics)
+    layout = bench_layout(args)
     if args.checkpoint:
         checkpoint = Path(args.checkpoint)
     else:  # the random-weight model bench-policy uses (made once under --workdir)
@@ -67,10 +77,9 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
-    add_layout_args(p)
+    add_checkpoint_args(p, required=False)
     p.add_argument("--size", default="tiny", choices=("tiny", "full"),
                    help="random-weight model to build (full: GR00T N1.5 dimensions, ~2.7B parameters; GPU)")
-    p.add_argument("--checkpoint", help="time this pretrained_model/ dir instead of a random-weight model")
     p.add_argument("--workdir", default="artifacts/bench", help="where random-weight models are written (once)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -94,9 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench-node-path", help="the node's per-chunk inference work (observation build + "
                                                "predict_chunk, unseeded) in a worker thread, without ROS")
-    add_layout_args(p)
+    add_checkpoint_args(p, required=False)
     p.add_argument("--size", default="tiny", choices=("tiny", "full"), help="random-weight model (as bench-policy)")
-    p.add_argument("--checkpoint", help="pretrained_model/ dir instead of a random-weight model")
     p.add_argument("--workdir", default="artifacts/bench")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))

@@ -25,11 +25,8 @@ def cmd_make_tiny_checkpoint(args: argparse.Namespace) -> int:
 def predict_and_print(runtime, obs, seed: int | None, repeats: int) -> None:
     from groot_ros.core.chunk_table import format_chunk
 
-    chunk = runtime.predict_chunk(obs, seed=seed)
-    timings = [runtime.last_timings]
-    for _ in range(repeats - 1):
-        runtime.predict_chunk(obs, seed=seed)
-        timings.append(runtime.last_timings)
+    predictions = [runtime.predict(obs, seed=seed) for _ in range(max(repeats, 1))]
+    chunk, timings = predictions[0].chunk, [p.timings for p in predictions]
     print(format_chunk(chunk, runtime.layout))
     t = timings[-1] if repeats > 1 else timings[0]
     print(f"\ntimings ({'after warm-up' if repeats > 1 else 'first call'}, {runtime.device}/{runtime.dtype}, "
@@ -40,8 +37,8 @@ def predict_and_print(runtime, obs, seed: int | None, repeats: int) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from groot_ros.testing.synthetic import synthetic_observation
 
-    runtime = load_runtime(args)
-    predict_and_print(runtime, synthetic_observation(runtime.layout, task=args.task), args.seed, args.repeats)
+    runtime, task = load_runtime(args, args.task)
+    predict_and_print(runtime, synthetic_observation(runtime.layout, task=task), args.seed, args.repeats)
     return 0
 
 
@@ -81,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="load a checkpoint and predict one chunk from a synthetic observation")
     add_runtime_args(p)
-    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--task", help="language instruction (default: the checkpoint's training data's task, else "
+                                  f"'{DEFAULT_TASK}')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3, help="calls to time (the first warms up)")
     p.set_defaults(func=cmd_predict)

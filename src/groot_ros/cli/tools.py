@@ -62,14 +62,15 @@ def cmd_eval_dataset(args: argparse.Namespace) -> int:
     try:
         options = EvalOptions(episodes=_episodes(args.episode), action_chunk_size=args.action_chunk_size,
                               variants=tuple(variants), task=args.task, seed=args.seed, max_frames=args.max_frames,
-                              plots=not args.no_plots)
-        runtime = load_runtime(args)
+                              plots=not args.no_plots, humanoid_groot=args.metric == "humanoid_groot")
+        fed = f"the task '{args.task}'" if args.task else "each frame's task from the dataset"
+        runtime, _ = load_runtime(args, args.task, extra=(f"eval-dataset feeds {fed}",))
         untrained = None
         if args.untrained:
             from groot_ros.tools.training import TrainingError, untrained_runtime
 
             try:
-                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout)
+                untrained = untrained_runtime(Path(runtime.info.path), runtime.layout, runtime.base_config.parent)
             except (TrainingError, KeyError, OSError) as exc:
                 raise EvalError(f"--untrained: {exc}") from None
         result = evaluate(runtime, args.dataset_root, out, options, untrained=untrained)
@@ -148,11 +149,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-zero", action="store_true", help="ablation: black images")
     p.add_argument("--ablations", choices=("all",), help="all: normal, state-zero and image-zero in one run")
     p.add_argument("--untrained", action="store_true",
-                   help="also score the checkpoint with its base weights (its config's local base_model_path)")
+                   help="also score the checkpoint with its base weights (beside the base config it loads)")
     p.add_argument("--out", help="output folder (default artifacts/eval/<dataset name>)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (the same per chunk in every variant)")
     p.add_argument("--max-frames", type=int, help="evaluate only the first N frames of each episode")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--metric", default="ours", choices=("ours", "humanoid_groot"),
+                   help="humanoid_groot: also the score of the users' scripts/eval_on_dataset.py (last chunk row vs "
+                        "the current frame), printed beside ours with a perfect predictor's (docs/offline_tools.md)")
     p.set_defaults(func=cmd_eval_dataset)
 
     p = sub.add_parser("convert-v21", help="convert a local LeRobot v2.1 dataset to v3.0 in place, then check it")

@@ -1,10 +1,10 @@
 """Checkpoint camera keys -> the robot's cameras, through one table that knows every naming convention.
 
 A checkpoint names its cameras after the dataset it was trained on (`observation.images.cam_head` in the
-users' datasets, `observation.images.head_cam_h` in ours); the robot's cameras are the logical names of
-config/topics (head, wrist_left, wrist_right, chest). config/cameras.yaml lists the aliases of each; an
-explicit override ("key=camera, ...") covers anything else. A key that matches nothing is an error naming
-the key, the known aliases and the override syntax, never a camera left out.
+users' datasets and ours, `observation.images.head_cam_h` in our older ones); the robot's cameras are the
+logical names of config/topics (head, wrist_left, wrist_right, chest). config/cameras.yaml lists the aliases
+of each; an explicit override ("key=camera, ...") covers anything else. A key that matches nothing is an
+error naming the key, the known aliases and the override syntax, never a camera left out.
 """
 
 from __future__ import annotations

@@ -122,6 +122,12 @@ class RobotSpec:
     # Command topics this robot version names differently from the topic set (channel -> topic).
     command_topics: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    def joint_count_problem(self, comp: "StateComponent", count: int) -> str | None:
+        """A whole joint vector of another length parses, but means other joints: why it is refused, or None."""
+        if comp.joint_vector and self.num_joints is not None and count != self.num_joints:
+            return f"{comp.field} has {count} joints, robot '{self.version}' has {self.num_joints}"
+        return None
+
 
 @dataclass(frozen=True)
 class Layout:

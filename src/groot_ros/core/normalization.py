@@ -27,11 +27,13 @@ class MinMax:
     def dim(self) -> int:
         return int(self.min.shape[0])
 
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        denom = self.max - self.min
-        safe = np.where(denom != 0, denom, 1.0)
-        return np.where(denom != 0, 2.0 * (x - self.min) / safe - 1.0, 0.0)
+    def normalize(self, x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        """`dtype` is the arithmetic's precision: float32 is LeRobot's pack step on float32 stats, bit for bit."""
+        x = np.asarray(x, dtype=dtype)
+        lo, hi = self.min.astype(dtype), self.max.astype(dtype)
+        denom = hi - lo
+        safe = np.where(denom != 0, denom, dtype(1))
+        return np.where(denom != 0, 2 * (x - lo) / safe - 1, dtype(0)).astype(dtype)
 
     def denormalize(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)

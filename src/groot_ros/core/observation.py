@@ -7,8 +7,9 @@ from typing import Mapping
 
 import numpy as np
 
-# The instruction when neither the user nor the checkpoint's training data names one.
-DEFAULT_TASK = "Depalletize the boxes: pick the top box and place it on the conveyor."
+# The instruction when neither the user nor the checkpoint's training data names one: the users' own
+# (humanoid_groot's eval scripts default to it), so a demo dataset and theirs carry the same task.
+DEFAULT_TASK = "Depalletize the box"
 
 
 @dataclass(frozen=True)

@@ -118,12 +118,10 @@ class ObservationStore:
                 return None, f"no {stream} message yet"
             messages[stream] = sample.msg
         robot = self.layout.robot
-        for comp in self.layout.state:  # a joint list of another robot's length parses, but means other joints
-            if robot.num_joints and comp.field.endswith("joint_q"):
-                got = len(read_field(messages[comp.stream], comp.field))
-                if got != robot.num_joints:
-                    return None, (f"sensor message malformed: {comp.stream} has {got} joints, robot "
-                                  f"{robot.version} has {robot.num_joints}")
+        for comp in (c for c in self.layout.state if c.joint_vector):
+            wrong = robot.joint_count_problem(comp, len(read_field(messages[comp.stream], comp.field)))
+            if wrong:
+                return None, f"sensor message malformed: {comp.stream} {wrong}"
         try:
             state = self.layout.state_from_messages(messages)
         except (IndexError, AttributeError, TypeError, ValueError) as exc:
@@ -177,10 +175,9 @@ class ObservationStore:
             except (AttributeError, TypeError, ValueError) as exc:
                 problems.append(StreamProblem(comp.stream, spec.topic, "field", f"{comp.field}: {exc}"))
                 return None
-            if comp.joint_vector and robot.num_joints is not None and len(values) != robot.num_joints:
-                problems.append(StreamProblem(
-                    comp.stream, spec.topic, "joint_count",
-                    f"{comp.field} has {len(values)} joints, robot '{robot.version}' has {robot.num_joints}"))
+            wrong = robot.joint_count_problem(comp, len(values))
+            if wrong:
+                problems.append(StreamProblem(comp.stream, spec.topic, "joint_count", wrong))
                 return None
             if len(values) <= max(comp.indices):
                 problems.append(StreamProblem(

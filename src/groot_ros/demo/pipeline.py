@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from groot_ros.core.layout import Layout, load_layout
+from groot_ros.core.observation import DEFAULT_TASK
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class DemoConfig:
     closed_loop_episodes: int = 5  # per policy, each with a box position not seen in training
     closed_loop_seconds: float = 12.0  # per episode at most (it ends when the box is placed)
     seed: int = 0
-    task: str = "Depalletize the boxes: pick the top box and place it on the conveyor."
+    task: str = DEFAULT_TASK
 
     @property
     def held_out(self) -> int:
@@ -202,8 +203,9 @@ def evaluate(cfg: DemoConfig, dataset: Path, trained: Path, out: Path, layout: L
     checkpoint = trained / "run" / "checkpoints" / "last" / "pretrained_model"
     options = EvalOptions(episodes=(0,), action_chunk_size=8, variants=("normal", "state-zero", "image-zero"),
                           seed=cfg.seed)
+    # the checkpoint carries its base config only; the base weights are the tiny base model it was trained from
     run_eval(GrootRuntime.load(checkpoint, layout), dataset / "held_out", out / "trained", options,
-             untrained=untrained_runtime(checkpoint, layout))
+             untrained=untrained_runtime(checkpoint, layout, base_model=trained / "tiny_base" / "base_model"))
 
 
 def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: Layout) -> None:
@@ -218,8 +220,9 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
     from groot_ros.tools.training import write_untrained_checkpoint
 
     ckpt = (trained / "run" / "checkpoints" / "last" / "pretrained_model").resolve()
-    checkpoints = {"trained": ckpt, "untrained": write_untrained_checkpoint(ckpt, out / "untrained_checkpoint")}
     base = (trained / "tiny_base").resolve()
+    checkpoints = {"trained": ckpt, "untrained": write_untrained_checkpoint(ckpt, out / "untrained_checkpoint",
+                                                                           base_model=base / "base_model")}
     boxes = eval_boxes(cfg.seed, cfg.closed_loop_episodes)
     slices = layout.action_slices()
     arms = slice(slices["Left_arm"].start, slices["Right_arm"].stop)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -31,37 +32,56 @@ class PolicyInputs:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    normalized: np.ndarray  # (chunk, action_dim) in the model's [-1, 1] space
-    chunk: np.ndarray  # (chunk, action_dim) in robot units
-
-
-@dataclass
 class PredictTimings:
-    preprocess_ms: float = 0.0
-    model_ms: float = 0.0
-    denormalize_ms: float = 0.0
+    """Milliseconds per stage of one call, in call order: preprocess, [backbone, action_head | model], [other: the
+    stock path's glue between the model's parts], denormalize."""
+
+    stages_ms: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def preprocess_ms(self) -> float:
+        return self.stages_ms.get("preprocess", 0.0)
+
+    @property
+    def denormalize_ms(self) -> float:
+        return self.stages_ms.get("denormalize", 0.0)
+
+    @property
+    def model_ms(self) -> float:
+        return self.total_ms - self.preprocess_ms - self.denormalize_ms
 
     @property
     def total_ms(self) -> float:
-        return self.preprocess_ms + self.model_ms + self.denormalize_ms
+        return float(sum(self.stages_ms.values()))
 
 
-@dataclass
+@dataclass(frozen=True)
+class Prediction:
+    normalized: np.ndarray  # (chunk, action_dim) in the model's [-1, 1] space
+    chunk: np.ndarray  # (chunk, action_dim) in robot units
+    timings: PredictTimings = PredictTimings()  # how long this call took, per stage
+
+
 class StageClock:
-    """Stage boundaries of one call (preprocess, [backbone,] action_head, denormalize) -> PredictTimings."""
+    """Time since the previous mark, per stage name, over one call. `sync` (e.g. a CUDA synchronize) runs at each
+    mark, so asynchronous device work is charged to the stage that queued it: the bench's stage split."""
 
-    start: float = field(default_factory=time.perf_counter)
-    marks: dict[str, float] = field(default_factory=dict)
+    def __init__(self, sync: Callable[[], None] | None = None):
+        self.sync = sync
+        self.ms: dict[str, float] = {}
+        if sync:
+            sync()
+        self.last = time.perf_counter()
 
     def mark(self, stage: str) -> None:
-        self.marks[stage] = time.perf_counter()
+        if self.sync:
+            self.sync()
+        now = time.perf_counter()
+        self.ms[stage] = self.ms.get(stage, 0.0) + (now - self.last) * 1e3
+        self.last = now
 
     def timings(self) -> PredictTimings:
-        m = self.marks
-        return PredictTimings(preprocess_ms=(m["preprocess"] - self.start) * 1e3,
-                              model_ms=(m["action_head"] - m["preprocess"]) * 1e3,
-                              denormalize_ms=(m["denormalize"] - m["action_head"]) * 1e3)
+        return PredictTimings(dict(self.ms))
 
 
 class ChunkPolicy(ABC):
@@ -69,7 +89,6 @@ class ChunkPolicy(ABC):
     does); the same seed repeats the same chunk exactly."""
 
     name: str = "policy"
-    last_timings: PredictTimings = PredictTimings()
 
     @property
     @abstractmethod
@@ -78,7 +97,7 @@ class ChunkPolicy(ABC):
 
     @abstractmethod
     def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
-        """The chunk in both the model's normalized space and robot units; sets last_timings."""
+        """The chunk in both the model's normalized space and robot units, with the call's timings."""
 
     def predict_chunk(self, obs: Observation, seed: int | None = None) -> np.ndarray:
         """(chunk_size, action_dim) in robot units: every row de-normalized with the checkpoint's min/max."""

@@ -15,12 +15,11 @@ observation at a time does not need, and what we do instead (docs/inference_spee
 - optional: torch.compile, and CUDA graphs for the backbone and the action head (no per-kernel launch cost).
 
 The model's own modules do the arithmetic; only the orchestration around them is ours.
-`optimize_runtime(runtime, options)` returns a FastEngine: the runtime predicts through it after enable_fast_path().
+`fast_engine(checkpoint, options)` returns a FastEngine: a GrootRuntime predicts through it after enable_fast_path().
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, fields
 from typing import Any, Callable
@@ -29,6 +28,7 @@ import numpy as np
 
 from groot_ros.core.observation import Observation
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, StageClock
+from groot_ros.policy.stock import seeded
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class FastOptions:
     """Each speed-up can be switched off alone, so each can be measured and checked against the stock path."""
 
-    bf16_weights: bool = True  # only used when the runtime's dtype is bfloat16
+    bf16_weights: bool = True  # only used when the checkpoint is loaded in bfloat16
     gpu_preprocess: bool = True
     skip_lm_head: bool = True
     kv_cache: bool = True
@@ -203,30 +203,24 @@ class FastEngine(ChunkPolicy):
 
     name = "groot_ros fast"
 
-    def __init__(self, runtime: Any, options: FastOptions):
+    def __init__(self, checkpoint: Any, options: FastOptions):
         import torch
 
-        self.runtime = runtime
+        self.checkpoint = checkpoint  # a policy.runtime.LoadedCheckpoint
         self.options = options
-        self.device = torch.device(runtime.device)
-        self.model = runtime.policy._groot_model
+        self.device = torch.device(checkpoint.device)
+        self.model = checkpoint.policy._groot_model
         self.cuda = self.device.type == "cuda"
         if options.cuda_graphs and not self.cuda:
             raise ValueError("CUDA graphs need a CUDA device")
         self.param_dtype = next(self.model.parameters()).dtype
         # Weights in fp32 with bf16 compute is LeRobot's own mode (autocast); bf16 weights need no autocast.
-        self.autocast = runtime.dtype == "bfloat16" and self.param_dtype == torch.float32
-        self.input_dtype = torch.bfloat16 if runtime.dtype == "bfloat16" else self.param_dtype
-        pack = _pipeline_step(runtime.preprocessor, "GrootPackInputsStep")
+        self.autocast = checkpoint.dtype == "bfloat16" and self.param_dtype == torch.float32
+        self.input_dtype = torch.bfloat16 if checkpoint.dtype == "bfloat16" else self.param_dtype
+        pack = _pipeline_step(checkpoint.preprocessor, "GrootPackInputsStep")
         self.embodiment_id = int(pack.embodiment_mapping.get(pack.embodiment_tag, 0))
         self.max_state_dim = int(pack.max_state_dim)
-        stats = pack.stats["observation.state"]
-        self.state_min = torch.as_tensor(stats["min"], dtype=torch.float32).flatten().to(self.device)
-        self.state_max = torch.as_tensor(stats["max"], dtype=torch.float32).flatten().to(self.device)
-        action = runtime.stats.action
-        self.action_min = torch.as_tensor(action.min, dtype=torch.float32, device=self.device)
-        self.action_max = torch.as_tensor(action.max, dtype=torch.float32, device=self.device)
-        eagle_step = _pipeline_step(runtime.preprocessor, "GrootEagleEncodeStep")
+        eagle_step = _pipeline_step(checkpoint.preprocessor, "GrootEagleEncodeStep")
         self.image_spec = ImageSpec.from_processor(eagle_step.proc.image_processor)
         self.prompts: dict[tuple[str, int], Prompt] = {}
         self.graphs: dict[tuple, GraphedCall] = {}
@@ -258,13 +252,13 @@ class FastEngine(ChunkPolicy):
         """Token ids from the stock pipeline itself, run once per task on blank tile-sized frames."""
         import torch
 
-        cameras = self.runtime.info.camera_keys
+        cameras = self.checkpoint.info.camera_keys
         key = (task, len(cameras))
         if key not in self.prompts:
             size = self.image_spec.size
-            blank = Observation(state=np.zeros(self.runtime.layout.state_dim), task=task,
+            blank = Observation(state=np.zeros(self.checkpoint.layout.state_dim), task=task,
                                 images={k: np.zeros((size, size, 3), np.uint8) for k in cameras})
-            batch = self.runtime.preprocessor(self.runtime.batch_for(blank))
+            batch = self.checkpoint.preprocessor(self.checkpoint.batch_for(blank))
             ids = batch["eagle_input_ids"].to(self.device)
             mask = batch["eagle_attention_mask"]
             image_token = self.model.backbone.eagle_model.image_token_index
@@ -290,21 +284,18 @@ class FastEngine(ChunkPolicy):
 
         prompt = self.prompt(obs.task)
         if not self.options.gpu_preprocess:
-            batch = self.runtime.preprocessor(self.runtime.batch_for(obs))
+            batch = self.checkpoint.preprocessor(self.checkpoint.batch_for(obs))
             return (batch["eagle_pixel_values"].to(self.device, self.input_dtype),
                     batch["state"].to(self.device, self.input_dtype), prompt)
-        # The runtime first brings each camera to the checkpoint's trained resolution (cv2 area resize on the CPU,
+        # The checkpoint first brings each camera to the checkpoint's trained resolution (cv2 area resize on the CPU,
         # which also shrinks what is copied to the device); the Eagle processor's resize and normalisation follow.
-        frames = [torch.from_numpy(self.runtime.trained_size(k, obs.images[k])) for k in self.runtime.info.camera_keys]
+        frames = [torch.from_numpy(self.checkpoint.trained_size(k, obs.images[k])) for k in self.checkpoint.info.camera_keys]
         groups = [torch.stack(frames)] if len({f.shape for f in frames}) == 1 else [f[None] for f in frames]
         pixels = torch.cat([preprocess_images(self._upload(g), self.image_spec) for g in groups])
-        state = self._upload(torch.from_numpy(np.asarray(obs.state, dtype=np.float32)))
-        denom = self.state_max - self.state_min
-        safe = torch.where(denom != 0, denom, torch.ones_like(denom))
-        state = torch.where(denom != 0, 2 * (state - self.state_min) / safe - 1, torch.zeros_like(state))
-        padded = torch.zeros((1, 1, self.max_state_dim), dtype=torch.float32, device=self.device)
-        padded[0, 0, : state.shape[0]] = state
-        return pixels.to(self.input_dtype), padded.to(self.input_dtype), prompt
+        # The state's min/max mapping on the host in float32, as the stock pack step does it, then padded.
+        padded = np.zeros((1, 1, self.max_state_dim), dtype=np.float32)
+        padded[0, 0, : len(obs.state)] = self.checkpoint.stats.state.normalize(obs.state, dtype=np.float32)
+        return pixels.to(self.input_dtype), self._upload(torch.from_numpy(padded)).to(self.input_dtype), prompt
 
     def _upload(self, tensor: Any) -> Any:
         """One asynchronous copy from pinned memory to the device (a plain no-op on the CPU)."""
@@ -364,28 +355,25 @@ class FastEngine(ChunkPolicy):
             self.graphs[(name, key)] = GraphedCall(fn, inputs)
         return self.graphs[(name, key)](*inputs)
 
-    def predict(self, obs: Observation, seed: int | None = None, timer: Any = None) -> Prediction:
-        """One chunk; `timer.mark(stage)` is called at the end of each stage (preprocess, backbone, action_head,
-        denormalize). The noise is drawn like the stock path's, so the same seed gives the same chunk."""
+    def predict(self, obs: Observation, seed: int | None = None, clock: StageClock | None = None) -> Prediction:
+        """One chunk, timed per stage (preprocess, backbone, action_head, denormalize; `clock`: one whose marks
+        synchronise the device, for the bench). The noise is drawn like the stock path's, so the same seed gives
+        the same chunk."""
         import torch
 
-        clock = StageClock() if timer is None else None
-        timer = timer or clock
-        self.runtime.check_observation(obs)
+        clock = clock or StageClock()
+        self.checkpoint.check_observation(obs)
         head = self.model.action_head
-        rng = torch.random.fork_rng(devices=[self.device] if self.cuda else []) if seed is not None \
-            else contextlib.nullcontext()
-        with torch.no_grad(), rng, torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.no_grad(), seeded(seed, self.checkpoint.device), \
+                torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             pixels, state, prompt = self._inputs(obs)
-            timer.mark("preprocess")
+            clock.mark("preprocess")
             if self.options.cuda_graphs:
                 features = self._graphed("backbone", (obs.task, pixels.shape),
                                          lambda p: self._backbone_fn(p, prompt), pixels)
             else:
                 features = self._backbone_fn(pixels, prompt)
-            timer.mark("backbone")
-            if seed is not None:
-                torch.manual_seed(seed)
+            clock.mark("backbone")
             # The stock head draws its noise in the backbone features' dtype, fp32 in LeRobot's both modes.
             noise = torch.randn((1, head.action_horizon, head.action_dim), dtype=torch.float32, device=self.device)
             noise = noise.to(self.input_dtype if not self.autocast else torch.float32)
@@ -393,19 +381,15 @@ class FastEngine(ChunkPolicy):
                 actions = self._graphed("head", (features.shape,), self._head_fn, features, state, noise)
             else:
                 actions = self._head_fn(features, state, noise)
-            timer.mark("action_head")
-            normalized = actions[0, :, : self.action_min.shape[0]].float()
-            denom = self.action_max - self.action_min
-            robot = torch.where(denom != 0, (normalized + 1.0) * 0.5 * denom + self.action_min, self.action_min)
-            both = torch.stack((normalized, robot)).cpu().numpy().astype(np.float64)
-            timer.mark("denormalize")
-        if clock is not None:
-            self.last_timings = clock.timings()
-        return Prediction(normalized=both[0], chunk=both[1])
+            clock.mark("action_head")
+            normalized = actions[0, :, : self.checkpoint.stats.action.dim].float().cpu().numpy()
+        chunk = self.checkpoint.stats.action.denormalize(normalized)
+        clock.mark("denormalize")
+        return Prediction(normalized=normalized, chunk=chunk, timings=clock.timings())
 
     @property
     def expects(self) -> PolicyInputs:
-        return self.runtime.expects
+        return self.checkpoint.expects
 
     def reset(self) -> None:
         """Drops the per-task prompt cache and the captured CUDA graphs (rebuilt on the next call)."""
@@ -420,11 +404,12 @@ def _pipeline_step(pipeline: Any, class_name: str) -> Any:
     raise ValueError(f"the checkpoint's preprocessor has no {class_name} step")
 
 
-def optimize_runtime(runtime: Any, options: FastOptions = FastOptions()) -> FastEngine:
-    """Applies the options to a loaded runtime (bf16 weights and lm_head removal change it in place) and returns
-    the engine to predict with. The runtime's own stock predict path keeps working (lm_head is never read)."""
+def fast_engine(checkpoint: Any, options: FastOptions = FastOptions()) -> FastEngine:
+    """Applies the options to a loaded checkpoint (bf16 weights and lm_head removal change its model in place)
+    and returns the engine to predict with. A stock engine on the same checkpoint keeps working (lm_head is never
+    read)."""
     import torch
 
-    if options.bf16_weights and runtime.dtype == "bfloat16":
-        runtime.policy.to(dtype=torch.bfloat16)
-    return FastEngine(runtime, options)
+    if options.bf16_weights and checkpoint.dtype == "bfloat16":
+        checkpoint.policy.to(dtype=torch.bfloat16)
+    return FastEngine(checkpoint, options)

@@ -20,6 +20,7 @@ from groot_ros.core.cameras import CameraNameError, map_camera_keys, parse_overr
 from groot_ros.core.layout import Layout, LayoutError, load_layout
 from groot_ros.core.observation import DEFAULT_TASK
 from groot_ros.core.paths import config_dir
+from groot_ros.policy.action_heads import HeadError, detect_head, read_weight_shapes
 from groot_ros.policy.checkpoint import CheckpointError
 
 AUTO = ("", "auto")
@@ -45,6 +46,7 @@ class CheckpointInputs:
     camera_keys: tuple[str, ...]
     data: TrainingData
     image_sizes: Mapping[str, tuple[int, int]]  # camera key -> (height, width) the model was trained on
+    head: str  # the action head its weights carry (policy/action_heads.py), or why it is unknown
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,19 @@ def read_inputs(checkpoint: str | Path) -> CheckpointInputs:
     sizes = {k: (int(inputs[k]["shape"][1]), int(inputs[k]["shape"][2])) for k in cameras
              if len(inputs[k].get("shape") or ()) == 3}
     return CheckpointInputs(path, dim(inputs, "observation.state"), dim(outputs, "action"), cameras,
-                            training_data(path), sizes)
+                            training_data(path), sizes, _head(path / "model.safetensors"))
+
+
+def _head(weights: Path) -> str:
+    """The head's one-line description; the load itself refuses an unknown or unreadable one with the details."""
+    if not weights.is_file():
+        return "unknown (no model.safetensors)"
+    try:
+        return detect_head(read_weight_shapes(weights)).describe()
+    except HeadError:
+        return "unknown to groot_ros (the load lists its weights)"
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for a damaged file
+        return f"unreadable ({type(exc).__name__})"
 
 
 def shipped_layouts() -> list[str]:
@@ -223,6 +237,7 @@ def describe(choice: LayoutChoice, task: str, task_source: str, extra: Sequence[
     lay, inputs = choice.layout, choice.inputs
     lines = [f"checkpoint {inputs.path}",
              f"  layout   {_signature(lay)} <- {choice.how}",
+             f"  head     {inputs.head}",
              f"  robot    {lay.robot.version} (arm slice {lay.robot.arm_slice[0]}:{lay.robot.arm_slice[1]}), "
              f"topics '{lay.topics_name}'"]
     lines += [f"  camera   {c.key} <- {c.name} {c.topic} ({c.msg_type}{', rotated 180 deg' if c.rotate_180 else ''})"

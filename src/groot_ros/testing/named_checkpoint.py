@@ -13,9 +13,10 @@ from typing import Sequence
 
 from groot_ros.core.cameras import PREFIX, map_camera_keys
 from groot_ros.core.layout import Layout, load_layout
+from groot_ros.core.observation import DEFAULT_TASK
 
 THEIR_CAMERAS = ("cam_head", "cam_left", "cam_right")
-THEIR_TASK = "Depalletize the box"
+THEIR_TASK = DEFAULT_TASK  # theirs is our default
 
 
 def their_layout(layout: str, robot: str, topics: str = "sim", cameras: Sequence[str] = THEIR_CAMERAS) -> Layout:

@@ -222,8 +222,11 @@ def write_model_files(ckpt: TinyCheckpoint, write_assets: Callable[[Path], dict[
     _write_json(ckpt.base_model / "config.json", base_config(vocab))
 
 
-def policy_config(ckpt: TinyCheckpoint, layout: Layout, image_size: int) -> Any:
-    """The GrootConfig a policy for `layout` is trained with: its features, chunk and embodiment."""
+def policy_config(layout: Layout, image_size: int) -> Any:
+    """The GrootConfig a policy for `layout` is trained with: its features, chunk and embodiment.
+
+    base_model_path and tokenizer_assets_repo keep LeRobot's hub ids, as users' checkpoints have them: a path of
+    this machine would travel with every copy; the runtime finds base_model/ and eagle_assets/ beside it."""
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.groot.configuration_groot import GrootConfig
 
@@ -234,7 +237,6 @@ def policy_config(ckpt: TinyCheckpoint, layout: Layout, image_size: int) -> Any:
         input_features=input_features,
         output_features={"action": PolicyFeature(type=FeatureType.ACTION, shape=(layout.action_dim,))},
         chunk_size=layout.chunk_size, n_action_steps=layout.chunk_size, embodiment_tag=layout.embodiment_tag,
-        base_model_path=str(ckpt.base_model), tokenizer_assets_repo=str(ckpt.eagle_assets),
         device="cpu", use_bf16=False, push_to_hub=False,
     )
 
@@ -268,7 +270,7 @@ def make_tiny_checkpoint(out: str | Path, layout: Layout, *, seed: int = 0,
     """Writes OUT/pretrained_model, OUT/base_model/config.json and OUT/eagle_assets/."""
     tiny = TinyCheckpoint(Path(out).resolve())
     write_model_files(tiny)
-    save_checkpoint(tiny, policy_config(tiny, layout, IMAGE_SIZE), stats or default_stats(layout), seed=seed)
+    save_checkpoint(tiny, policy_config(layout, IMAGE_SIZE), stats or default_stats(layout), seed=seed)
     return tiny
 
 

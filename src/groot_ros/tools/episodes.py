@@ -17,6 +17,20 @@ class EpisodeError(ValueError):
     """The dataset or episode cannot be read; the message says what is missing."""
 
 
+def v30_info(root: Path, needed_by: str) -> dict:
+    """A local LeRobot v3.0 dataset's meta/info.json; anything else is an EpisodeError saying what and how to
+    convert it (LeRobot 0.4.x reads v3.0 only)."""
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise EpisodeError(f"{root} is not a LeRobot dataset (no meta/info.json)")
+    info = json.loads(info_path.read_text())
+    version = info.get("codebase_version")
+    if version != "v3.0":
+        hint = f"; convert it with: python -m groot_ros convert-v21 {root}" if version == "v2.1" else ""
+        raise EpisodeError(f"{root} is a LeRobot {version} dataset, {needed_by} needs v3.0{hint}")
+    return info
+
+
 @dataclass(frozen=True)
 class Episode:
     index: int
@@ -37,13 +51,7 @@ def load_episode(root: str | Path, episode: int = 0) -> Episode:
     import pyarrow.parquet as pq
 
     root = Path(root)
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise EpisodeError(f"{root} is not a LeRobot dataset (no meta/info.json)")
-    info = json.loads(info_path.read_text())
-    if info.get("codebase_version") != "v3.0":
-        raise EpisodeError(f"{root} is a LeRobot {info.get('codebase_version')} dataset; v3.0 is needed "
-                           f"(python -m groot_ros convert-v21 {root})")
+    info = v30_info(root, "reading episodes")
     feature = info.get("features", {}).get("action")
     if feature is None:
         raise EpisodeError(f"{root} has no 'action' feature")

@@ -29,6 +29,7 @@ import numpy as np
 
 from groot_ros.core.layout import Layout, stats_problems
 from groot_ros.core.observation import Observation
+from groot_ros.tools.eval_units import range_mae, to_uint8_hwc
 
 VARIANTS = ("normal", "state-zero", "image-zero")
 HOLD, UNTRAINED = "hold", "untrained"
@@ -50,6 +51,7 @@ class EvalOptions:
     # base height that relative torso actions are measured from (hold baseline); None: from each episode's
     # first frame, where the robot stands still at its commanded offset
     nominal_height: float | None = None
+    humanoid_groot: bool = False  # also the users' script's score (tools/eval_theirs.py), one call per frame
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,13 @@ def open_dataset(root: str | Path) -> Any:
     """A local LeRobot v3.0 dataset; anything else is a clear error, never a hub download."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    from groot_ros.tools.episodes import EpisodeError, v30_info
+
     root = Path(root).resolve()
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise EvalError(f"{root} is not a LeRobot dataset (no meta/info.json)")
-    version = json.loads(info_path.read_text()).get("codebase_version")
-    if version != "v3.0":
-        hint = f"; convert it with: python -m groot_ros convert-v21 {root}" if version == "v2.1" else ""
-        raise EvalError(f"{root} is a LeRobot {version} dataset, eval-dataset needs v3.0{hint}")
+    try:
+        v30_info(root, "eval-dataset")
+    except EpisodeError as exc:
+        raise EvalError(str(exc)) from exc
     # PyAV bundles its own FFmpeg; torchcodec (LeRobot's default when importable) needs system FFmpeg libraries.
     return LeRobotDataset(f"local/{root.name}", root=root, video_backend="pyav")
 
@@ -124,12 +125,6 @@ def episode_indices(dataset: Any, wanted: Sequence[int] | None) -> list[int]:
     if bad:
         raise EvalError(f"episodes {bad} do not exist: the dataset has episodes 0..{total - 1}")
     return list(dict.fromkeys(wanted))
-
-
-def to_uint8_hwc(image: Any) -> np.ndarray:
-    """LeRobot's float CHW in [0, 1] back to the uint8 RGB HxWx3 frame it was stored from."""
-    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
-    return np.clip(np.rint(np.transpose(array, (1, 2, 0)) * 255.0), 0, 255).astype(np.uint8)
 
 
 def observation_at(dataset: Any, index: int, variant: str, state_zero: np.ndarray, camera_keys: Sequence[str],
@@ -201,14 +196,6 @@ def error_stats(err: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and max |error| over all values of `err` (robot units)."""
     a = np.abs(err)
     return {"mae": float(a.mean()), "rmse": float(np.sqrt((err ** 2).mean())), "max": float(a.max())}
-
-
-def range_mae(err: np.ndarray, span: np.ndarray) -> float | None:
-    """Mean over dimensions of MAE / (max - min) of the checkpoint's action statistics (constant dims left out)."""
-    live = span > 0
-    if not live.any():
-        return None
-    return float((np.abs(err[:, live]).mean(axis=0) / span[live]).mean())
 
 
 def metrics_for(err: np.ndarray, layout: Layout, span: np.ndarray) -> dict:
@@ -354,6 +341,19 @@ def write_figures(out_dir: Path, rollouts: Sequence[Rollout], layout: Layout, fp
     return figures
 
 
+def their_rollouts(runtime: Any, dataset: Any, episode: int, options: EvalOptions, progress: Any,
+                   out: dict[str, list]) -> None:
+    """Appends (last rows, truth) of every variant and of the perfect predictor on their metric to `out`."""
+    from groot_ros.tools.eval_theirs import PERFECT, last_row_rollout, perfect_rows
+
+    start, stop = _episode_range(dataset, episode, options)
+    truth = _column(dataset, "action", start, stop)
+    for v in options.variants:
+        rows = last_row_rollout(runtime, dataset, start, stop, v, options.seed + 7919 * episode, progress)
+        out.setdefault(v, []).append((rows, truth))
+    out.setdefault(PERFECT, []).append((perfect_rows(truth, runtime.info.chunk_size), truth))
+
+
 def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, options: EvalOptions,
              progress: bool = True, untrained: Any | None = None) -> EvalResult:
     """Runs every requested variant on every requested episode and writes metrics, table and figures.
@@ -383,10 +383,12 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
         lengths[e] = n if options.max_frames is None else min(n, options.max_frames)
     calls = sum(-(-n // options.action_chunk_size) for n in lengths.values()) * (len(options.variants)
                                                                                + (untrained is not None))
+    calls += sum(lengths.values()) * len(options.variants) if options.humanoid_groot else 0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rollouts = []
+    theirs: dict[str, list[np.ndarray]] = {}  # variant (and the perfect predictor) -> per episode (pred, truth)
     with tqdm(total=calls, desc="eval-dataset", unit="chunk", disable=not progress) as bar:
         for e in episodes:
             for v in options.variants:
@@ -396,12 +398,20 @@ def evaluate(runtime: Any, dataset_root: str | Path, out_dir: str | Path, option
                 bar.set_postfix_str(f"episode {e} untrained")
                 rollouts.append(replace(rollout(untrained, dataset, e, "normal", options, bar), variant=UNTRAINED))
             rollouts.append(hold_rollout(layout, dataset, e, options, chunk))
+            if options.humanoid_groot:
+                bar.set_postfix_str(f"episode {e} humanoid_groot")
+                their_rollouts(runtime, dataset, e, options, bar, theirs)
     span = runtime.stats.action.max - runtime.stats.action.min
     header = {"checkpoint": str(runtime.info.path), "dataset_root": str(dataset.root), "layout": layout.name,
               "episodes": episodes, "action_chunk_size": options.action_chunk_size, "seed": options.seed,
               "task_override": options.task, "fps": dataset.fps, "inference_calls": calls,
               "seconds": round(time.perf_counter() - t0, 2)}
     metrics = build_metrics(rollouts, layout, span, header)
+    if theirs:
+        from groot_ros.tools.eval_theirs import score
+
+        metrics["humanoid_groot"] = {v: score(v, np.concatenate([p for p, _ in runs]), np.concatenate(
+            [t for _, t in runs]), span).as_dict(layout.action_names) for v, runs in theirs.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out / "ablation.txt").write_text(ablation_table(metrics, layout) + "\n")
     (out / "chunk_rows.txt").write_text(row_table(metrics) + "\n")
@@ -415,8 +425,12 @@ def summary(result: EvalResult, layout: Layout) -> str:
     lines = [f"eval-dataset: {m['checkpoint']}",
              f"  on {m['dataset_root']}, episodes {m['episodes']}, K={m['action_chunk_size']} of each chunk, "
              f"{m['inference_calls']} inference calls in {m['seconds']:.1f} s", "",
-             ablation_table(m, layout), "", "error per chunk row (% of the action range):", row_table(m), "",
-             f"metrics: {result.out_dir / 'metrics.json'}  table: {result.out_dir / 'ablation.txt'}"]
+             ablation_table(m, layout), "", "error per chunk row (% of the action range):", row_table(m), ""]
+    if "humanoid_groot" in m:
+        from groot_ros.tools.eval_theirs import their_table
+
+        lines += [their_table(m["humanoid_groot"], len(next(iter(m["per_row_range_mae"].values())))), ""]
+    lines.append(f"metrics: {result.out_dir / 'metrics.json'}  table: {result.out_dir / 'ablation.txt'}")
     if result.figures:
         lines.append(f"figures: {result.out_dir / 'plots'}/ ({len(result.figures) - 2} PNG), "
                      f"{result.out_dir / 'ablation.png'} and {result.out_dir / 'chunk_rows.png'}")

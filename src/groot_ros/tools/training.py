@@ -8,6 +8,11 @@ command under `accelerate launch`, each process doing the same. The exact comman
 
 `make_tiny_base_model` writes base weights of the tiny GR00T architecture (tiny_checkpoint's config and
 tokenizer) so the whole path (train, resume, load in the runtime, eval-dataset) runs on a laptop CPU.
+
+What a run saves names no path of this machine (`portable_checkpoints`): a checkpoint's config keeps LeRobot's hub
+ids, the run's train_config.json names its dataset relative to the run directory, and a local base model's
+config and local Eagle assets are copied beside each pretrained_model/ (not the base weights: inference does not
+need them). A resume passes this machine's paths again on the command line.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from groot_ros.core.layout import Layout
+from groot_ros.policy.assets import BASE_MODEL_DIRNAME, EAGLE_ASSETS_DIRNAME
 from groot_ros.testing.tiny_checkpoint import TinyCheckpoint
 
 DEFAULT_BASE_MODEL = "nvidia/GR00T-N1.5-3B"
@@ -85,29 +92,44 @@ def make_tiny_base_model(out: str | Path, seed: int = 0, head_width: int = 32) -
     tiny = TinyCheckpoint(Path(out).resolve())  # base_model/ and eagle_assets/; no pretrained_model/ here
     vocab = write_eagle_assets(tiny.eagle_assets)
     raw = tiny_base_config(vocab, head_width)
+    saved_backbone = raw["backbone_cfg"]
     # LeRobot's EagleBackbone reads its assets from HF_LEROBOT_HOME / tokenizer_assets_repo: an absolute path is
-    # used as it is, and the staged copy already holds the vendored Eagle code it would copy in.
-    raw["backbone_cfg"] = dict(raw["backbone_cfg"], tokenizer_assets_repo=str(stage_processor_dir(tiny.eagle_assets)))
+    # used as it is, and the staged copy already holds the vendored Eagle code it would copy in. The saved config
+    # leaves it out (a path of this machine); training sets it again (backbone_assets).
+    raw["backbone_cfg"] = dict(saved_backbone, tokenizer_assets_repo=str(stage_processor_dir(tiny.eagle_assets)))
     torch.manual_seed(seed)
     with attention_override("sdpa"):
         model = GR00TN15(GR00TN15Config(**raw), local_model_path=str(tiny.base_model))
     fan_in_init(model)
+    model.config.backbone_cfg = saved_backbone
     model.save_pretrained(str(tiny.base_model))
     return tiny
 
 
-def untrained_runtime(checkpoint: Path, layout: Layout) -> Any:
+def base_weights_file(base_config: Path) -> Path:
+    """The base weights beside a base config: a checkpoint's own base_model/ holds the config only, so the
+    untrained baseline needs the base model directory the run started from (`base_model`, or --base-config)."""
+    weights = base_config.parent / "model.safetensors"
+    if not weights.is_file():
+        raise TrainingError(f"no base weights beside {base_config} (a checkpoint carries the base config only): "
+                            "give the base model directory the run was trained from (base_model=DIR; "
+                            "eval-dataset: --base-config DIR/config.json)")
+    return weights
+
+
+def untrained_runtime(checkpoint: Path, layout: Layout, base_model: Path | None = None) -> Any:
     """The checkpoint's GrootRuntime with the base weights it was fine-tuned from: the honest untrained baseline.
 
     Same config, normalization statistics and inference path as the trained checkpoint; only the training is
-    missing (a freshly built random model would also differ in its initialisation).
+    missing (a freshly built random model would also differ in its initialisation). The weights are those beside
+    the base config the runtime loads (`base_model`'s when given).
     """
     from safetensors.torch import load_file
 
     from groot_ros.policy.runtime import GrootRuntime
 
-    runtime = GrootRuntime.load(checkpoint, layout)
-    base = Path(json.loads((checkpoint / "config.json").read_text())["base_model_path"])
+    runtime = GrootRuntime.load(checkpoint, layout, base_config=base_model)
+    base = base_weights_file(Path(runtime.base_config)).parent
     missing, unexpected = runtime.policy._groot_model.load_state_dict(
         load_file(str(base / "model.safetensors")), strict=False)
     untied = [k for k in missing if not k.endswith("lm_head.weight")]  # lm_head is tied to embed_tokens
@@ -116,14 +138,17 @@ def untrained_runtime(checkpoint: Path, layout: Layout) -> Any:
     return runtime
 
 
-def write_untrained_checkpoint(checkpoint: Path, out: Path) -> Path:
+def write_untrained_checkpoint(checkpoint: Path, out: Path, base_model: Path | None = None) -> Path:
     """A copy of `checkpoint` with the base weights it was fine-tuned from (what untrained_runtime loads), for
     a node to run: the untrained closed-loop baseline with the same config, statistics and processors."""
     import shutil
 
     from safetensors.torch import load_file, save_file
 
-    base = Path(json.loads((checkpoint / "config.json").read_text())["base_model_path"])
+    from groot_ros.policy.assets import find_base_config
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    base = base_weights_file(find_base_config(checkpoint, base_model, config.get("base_model_path"))).parent
     base_weights = load_file(str(base / "model.safetensors"))
     trained = load_file(str(checkpoint / "model.safetensors"))
     shutil.copytree(checkpoint, out, dirs_exist_ok=True)
@@ -169,41 +194,52 @@ def resolve_device(device: str) -> str:
 
 
 def lerobot_args(options: TrainOptions, layout: Layout) -> list[str]:
-    """The lerobot-train arguments for this run (a resume reads the rest from the run's train_config.json)."""
+    """The lerobot-train arguments for this run. A resume reads the rest from the run's train_config.json, which
+    holds no path of this machine: the run directory, dataset, base model and Eagle assets are given again."""
     out = options.output_dir.resolve()
     common = [f"--steps={options.steps}", f"--save_freq={options.save_freq}", f"--log_freq={options.log_freq}",
               f"--num_workers={options.num_workers}", f"--batch_size={options.batch_size}"]
-    if options.resume:
-        return [f"--config_path={out / TRAIN_CONFIG}", "--resume=true", *common, *options.extra]
-    device = resolve_device(options.device)
     base = options.base_model
     if Path(base).expanduser().exists():
         base = str(Path(base).expanduser().resolve())  # absolute: LeRobot then skips the hub
-    args = [
-        f"--dataset.repo_id=local/{options.dataset_root.resolve().name}",
-        f"--dataset.root={options.dataset_root.resolve()}",
-        "--policy.type=groot",
-        f"--policy.base_model_path={base}",
-        f"--policy.embodiment_tag={layout.embodiment_tag}",
-        f"--policy.chunk_size={layout.chunk_size}",
-        f"--policy.n_action_steps={layout.chunk_size}",
-        f"--policy.device={device}",
-        f"--policy.use_bf16={'true' if device.startswith('cuda') else 'false'}",
-        "--policy.push_to_hub=false",
-        f"--output_dir={out}",
-        f"--job_name={options.job_name or out.name}",
-        f"--wandb.enable={'true' if options.wandb else 'false'}",
-        f"--seed={options.seed}",
-        *common,
-    ]
+    paths = [f"--output_dir={out}", f"--dataset.root={options.dataset_root.resolve()}",
+             f"--policy.base_model_path={base}"]
     if options.eagle_assets is not None:
         from groot_ros.policy.assets import missing_eagle_assets, stage_processor_dir
 
         missing = missing_eagle_assets(options.eagle_assets)
         if missing:
             raise TrainingError(f"Eagle assets in {options.eagle_assets} lack {', '.join(missing)}")
-        args.append(f"--policy.tokenizer_assets_repo={stage_processor_dir(options.eagle_assets.resolve())}")
-    return args + list(options.extra)
+        paths.append(f"--policy.tokenizer_assets_repo={stage_processor_dir(options.eagle_assets.resolve())}")
+    if options.resume:
+        return [f"--config_path={out / TRAIN_CONFIG}", "--resume=true", *paths, *common, *options.extra]
+    device = resolve_device(options.device)
+    return [
+        f"--dataset.repo_id=local/{options.dataset_root.resolve().name}",
+        "--policy.type=groot",
+        f"--policy.embodiment_tag={layout.embodiment_tag}",
+        f"--policy.chunk_size={layout.chunk_size}",
+        f"--policy.n_action_steps={layout.chunk_size}",
+        f"--policy.device={device}",
+        f"--policy.use_bf16={'true' if device.startswith('cuda') else 'false'}",
+        "--policy.push_to_hub=false",
+        f"--job_name={options.job_name or out.name}",
+        f"--wandb.enable={'true' if options.wandb else 'false'}",
+        f"--seed={options.seed}",
+        *paths,
+        *common,
+        *options.extra,
+    ]
+
+
+def saved_dataset_root(output_dir: Path) -> Path | None:
+    """The dataset a run was trained on, from its last train_config.json (saved relative to the run directory;
+    runs saved before that hold it absolute); None when the run has no train_config.json."""
+    config = output_dir / TRAIN_CONFIG
+    if not config.is_file():
+        return None
+    root = Path(json.loads(config.read_text())["dataset"]["root"])
+    return root if root.is_absolute() else (output_dir / root).resolve()
 
 
 def check_options(options: TrainOptions, layout: Layout) -> None:
@@ -212,6 +248,14 @@ def check_options(options: TrainOptions, layout: Layout) -> None:
     out = options.output_dir
     if options.resume and not (out / TRAIN_CONFIG).is_file():
         problems.append(f"RESUME: no {out / TRAIN_CONFIG}; train without resume first (or check --output-dir)")
+    last = out / TRAIN_CONFIG.parent.parent
+    local_base = Path(options.base_model).expanduser().is_dir()
+    if options.resume and (last / BASE_MODEL_DIRNAME).is_dir() and not local_base:
+        problems.append(f"RESUME: {out} was trained from a local base model ({last / BASE_MODEL_DIRNAME} holds its "
+                        "config only): give the same --base-model directory (and --eagle-assets) again")
+    if options.resume and (last / EAGLE_ASSETS_DIRNAME).is_dir() and options.eagle_assets is None:
+        problems.append(f"RESUME: {out} was trained with local Eagle assets: give --eagle-assets again "
+                        f"(e.g. {last / EAGLE_ASSETS_DIRNAME})")
     if not options.resume and out.exists():
         problems.append(f"{out} already exists: resume it (--resume / RESUME=true) or choose a new --output-dir")
     if not options.resume:
@@ -263,6 +307,101 @@ def eagle_assets_kept() -> Iterator[None]:
         lerobot_train.make_pre_post_processors = original
 
 
+@contextlib.contextmanager
+def backbone_assets(tokenizer_assets_repo: str | None) -> Iterator[None]:
+    """The GR00T backbone LeRobot builds reads the run's Eagle assets (`--policy.tokenizer_assets_repo`).
+
+    LeRobot builds the Eagle backbone from the base config's backbone_cfg.tokenizer_assets_repo (default: its hub
+    repo under HF_LEROBOT_HOME), not from the policy's; a base config that named a local directory would carry
+    this machine's path, so the run sets it here instead. The model's own config is not saved in checkpoints.
+    """
+    if tokenizer_assets_repo is None:
+        yield
+        return
+    from lerobot.policies.groot.groot_n1 import GR00TN15
+
+    original = GR00TN15.__init__
+
+    def with_assets(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+        config.backbone_cfg = dict(config.backbone_cfg, tokenizer_assets_repo=tokenizer_assets_repo)
+        original(self, config, *args, **kwargs)
+
+    GR00TN15.__init__ = with_assets
+    try:
+        yield
+    finally:
+        GR00TN15.__init__ = original
+
+
+def _hub_default(name: str) -> str:
+    from lerobot.policies.groot.configuration_groot import GrootConfig
+
+    return GrootConfig.__dataclass_fields__[name].default
+
+
+def place_local_assets(checkpoint_dir: Path, base_model_path: str, tokenizer_assets_repo: str) -> None:
+    """base_model/config.json and eagle_assets/ beside pretrained_model/, from the run's local directories (a
+    hub id is left to the hub cache): the checkpoint's config names hub ids, so a copy loads with what it holds."""
+    import shutil
+
+    if Path(base_model_path).is_absolute():
+        (checkpoint_dir / BASE_MODEL_DIRNAME).mkdir(exist_ok=True)
+        shutil.copy2(Path(base_model_path) / "config.json", checkpoint_dir / BASE_MODEL_DIRNAME / "config.json")
+    if Path(tokenizer_assets_repo).is_absolute():  # a staged copy: the assets plus LeRobot's vendored Eagle code
+        shutil.copytree(tokenizer_assets_repo, checkpoint_dir / EAGLE_ASSETS_DIRNAME, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*.py", "__pycache__", ".complete"))
+
+
+def portable_fields(cfg: Any, policy: Any) -> list[tuple[Any, str, Any]]:
+    """(object, field, value to save) for each path of this machine LeRobot would write into a checkpoint.
+
+    The policy config (config.json, and train_config.json's policy) gets GrootConfig's hub ids for a local base
+    model and Eagle assets (copied beside it instead: place_local_assets) and no pretrained_path (a resumed
+    run's); train_config.json gets the output directory as "." and the dataset root relative to it: LeRobot
+    resolves both against the working directory, so `lerobot-train --config_path=... --resume=true` run from the
+    run directory finds them, and groot_ros (policy/matching.py) looks for the dataset from the checkpoint's
+    parents.
+    """
+    out = Path(cfg.output_dir).resolve()
+    fields: list[tuple[Any, str, Any]] = [(cfg, "output_dir", Path(".")), (cfg, "checkpoint_path", None)]
+    if cfg.dataset.root is not None:
+        fields.append((cfg.dataset, "root", os.path.relpath(Path(cfg.dataset.root).resolve(), out)))
+    for config in {id(c): c for c in (cfg.policy, policy.config)}.values():  # usually one object
+        fields.append((config, "pretrained_path", None))
+        for name in ("base_model_path", "tokenizer_assets_repo"):
+            if Path(getattr(config, name)).is_absolute():
+                fields.append((config, name, _hub_default(name)))
+    return fields
+
+
+@contextlib.contextmanager
+def portable_checkpoints() -> Iterator[None]:
+    """Each checkpoint LeRobot saves during this run names no path of this machine (portable_fields): the values
+    are swapped in while LeRobot writes it and set back for the rest of the run."""
+    from lerobot.scripts import lerobot_train
+
+    original = lerobot_train.save_checkpoint
+
+    def portable_save(checkpoint_dir: Path, step: int, cfg: Any, policy: Any, *args: Any, **kwargs: Any) -> None:
+        fields = portable_fields(cfg, policy)
+        kept = [getattr(obj, name) for obj, name, _ in fields]
+        local = (cfg.policy.base_model_path, cfg.policy.tokenizer_assets_repo)
+        for obj, name, value in fields:
+            setattr(obj, name, value)
+        try:
+            original(checkpoint_dir, step, cfg, policy, *args, **kwargs)
+        finally:
+            for (obj, name, _), value in zip(fields, kept):
+                setattr(obj, name, value)
+        place_local_assets(Path(checkpoint_dir), *local)
+
+    lerobot_train.save_checkpoint = portable_save
+    try:
+        yield
+    finally:
+        lerobot_train.save_checkpoint = original
+
+
 def run_lerobot_train(args: Sequence[str], device: str) -> None:
     """LeRobot's `lerobot-train` main, in this process, with the attention the device can run."""
     from lerobot.scripts.lerobot_train import train
@@ -270,11 +409,12 @@ def run_lerobot_train(args: Sequence[str], device: str) -> None:
     from groot_ros.policy.attention import attention_override, choose_attention
 
     implementation = choose_attention(resolve_device(device)).implementation
+    assets = _arg_values(args).get("policy.tokenizer_assets_repo")
     saved_argv, root = sys.argv, logging.getLogger()
     saved_logging = (root.level, list(root.handlers))  # LeRobot's init_logging replaces the root handlers
     sys.argv = ["lerobot-train", *args]  # LeRobot's config parser reads sys.argv
     try:
-        with attention_override(implementation), eagle_assets_kept():
+        with attention_override(implementation), eagle_assets_kept(), backbone_assets(assets), portable_checkpoints():
             train()
     finally:
         sys.argv = saved_argv
@@ -282,9 +422,13 @@ def run_lerobot_train(args: Sequence[str], device: str) -> None:
         root.handlers[:] = saved_logging[1]
 
 
+def _arg_values(args: Sequence[str]) -> dict[str, str]:
+    return dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+
+
 def _device_of(args: Sequence[str]) -> str:
     """The device a lerobot-train argument list trains on (from its train_config.json on resume)."""
-    values = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+    values = _arg_values(args)
     if "policy.device" in values:
         return values["policy.device"]
     if "config_path" in values:
@@ -329,8 +473,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     if not args.resume and not args.dataset_root:
         raise TrainingError("--dataset-root is required (except with --resume)")
+    dataset_root = Path(args.dataset_root) if args.dataset_root else saved_dataset_root(Path(args.output_dir))
     return TrainOptions(
-        dataset_root=Path(args.dataset_root or "."), output_dir=Path(args.output_dir), base_model=args.base_model,
+        dataset_root=dataset_root or Path("."), output_dir=Path(args.output_dir), base_model=args.base_model,
         eagle_assets=args.eagle_assets, batch_size=args.batch_size, steps=args.steps, save_freq=args.save_freq,
         log_freq=args.log_freq, num_workers=args.num_workers, device=args.device, resume=args.resume,
         num_gpus=args.num_gpus, wandb=args.wandb, job_name=args.job_name, seed=args.seed, extra=tuple(args.extra))
