@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 HEAD_PREFIX = "_groot_model.action_head."
 # Modules of the flow-matching head every variant shares (state/action encoders, DiT, VL layers, embeddings).
