@@ -66,7 +66,7 @@ def main() -> int:
     from groot_ros.policy.assets import stage_processor_dir
     from groot_ros.policy.attention import choose_attention
     from groot_ros.policy.runtime import build_groot_policy
-    from groot_ros.testing.tiny_checkpoint import default_stats, tiny_base_config, write_eagle_assets
+    from groot_ros.policy.tiny import default_stats, tiny_base_config, write_eagle_assets
 
     layout = load_layout("arms_claws", "5_wheel", "sim")
     stats = default_stats(layout)

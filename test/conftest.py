@@ -238,7 +238,7 @@ def depalletize_layout():
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, depalletize_layout):
     """One tiny GR00T checkpoint per test session (tests that modify it copy it first)."""
-    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
+    from groot_ros.policy.tiny import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt", depalletize_layout, seed=0)
 

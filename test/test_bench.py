@@ -10,7 +10,7 @@ import torch
 
 from groot_ros.bench.policy import BenchConfig, format_report, run_bench
 from groot_ros.cli import main
-from groot_ros.testing.synthetic import synthetic_observation
+from groot_ros.policy.tiny import synthetic_observation
 from groot_ros.policy.fast import (
     DiTKVCache,
     FastOptions,

@@ -19,18 +19,18 @@ TORCH = ("torch", "torchvision", "lerobot", "transformers", "safetensors.torch",
 FORBIDDEN = {"core": ROS + TORCH, "execution": ROS + TORCH, "policy": ROS}
 README = SRC.parent / "README.md"
 # Which rooms (or single modules of one) each room may import; the README's layout table lists the same.
-EVERY_ROOM = ("core", "execution", "policy", "ros", "sim", "tools", "testing")
+PRODUCT_ROOMS = ("core", "execution", "policy", "ros", "sim", "tools")  # testing/ serves the tests alone
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "core": (),
     "execution": ("core",),
     "policy": ("core",),
     "ros": ("core", "execution", "policy", "tools"),
     "sim": ("core", "ros.messages"),
-    "tools": ("core", "execution", "policy", "testing"),
-    "demo": EVERY_ROOM,
-    "bench": EVERY_ROOM,
+    "tools": ("core", "execution", "policy"),
+    "demo": PRODUCT_ROOMS,
+    "bench": PRODUCT_ROOMS,
     "testing": ("core", "policy", "ros.messages"),
-    "cli": EVERY_ROOM + ("demo", "bench"),
+    "cli": PRODUCT_ROOMS + ("demo", "bench"),
 }
 
 

@@ -34,7 +34,7 @@ BIPED_SERVICES = ("/arm_traj_change_mode", "/humanoid_change_arm_ctrl_mode", "/e
 
 @pytest.fixture(scope="module")
 def wheel_sim(roscore, ros_node):
-    from groot_ros.sim.core import load_sim_config
+    from groot_ros.sim.standin_model import load_sim_config
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
     if ros_node.has_param(SIM_NS):  # an earlier stand-in's ~params stay on the master: wait for this one's own

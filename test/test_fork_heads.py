@@ -140,7 +140,7 @@ def test_predict_cli_prints_the_forks_chunk_without_layout():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "  head     fork multi-head [humanoid_groot main]: arm 14 + claw 2 of 32 padded dims" in out.stderr
     # The synthetic observation `predict` feeds is ours; check its chunk through the API against the CLI's.
-    from groot_ros.testing.synthetic import synthetic_observation
+    from groot_ros.policy.tiny import synthetic_observation
 
     chunk = runtime.predict_chunk(synthetic_observation(runtime.layout, task=task), seed=0)
     assert f"{chunk[0, 0]:.3f}" in out.stdout or f"{chunk[0, 0]:.4f}" in out.stdout, out.stdout

@@ -9,7 +9,7 @@ import pytest
 from groot_ros.policy.attention import AttentionError, check_transformers, verify_attention
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs
 from groot_ros.policy.runtime import GrootRuntime
-from groot_ros.testing.synthetic import synthetic_observation
+from groot_ros.policy.tiny import synthetic_observation
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ def absolute_paths(root: Path, machine: Path) -> dict[str, list[str]]:
 
 def test_a_copied_tiny_checkpoint_loads_after_the_original_is_gone(tmp_path, depalletize_layout):
     from groot_ros.policy.runtime import GrootRuntime
-    from groot_ros.testing.synthetic import synthetic_observation
-    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
+    from groot_ros.policy.tiny import synthetic_observation
+    from groot_ros.policy.tiny import make_tiny_checkpoint
 
     original = make_tiny_checkpoint(tmp_path / "made_here" / "ckpt", depalletize_layout)
     assert absolute_paths(original.root, tmp_path) == {}
@@ -65,7 +65,7 @@ def test_a_trained_run_copied_with_its_dataset_loads_after_the_originals_are_gon
     from groot_ros.policy.matching import training_data
     from groot_ros.policy.runtime import GrootRuntime
     from groot_ros.testing.bags import write_bags
-    from groot_ros.testing.synthetic import synthetic_observation
+    from groot_ros.policy.tiny import synthetic_observation
     from groot_ros.tools.training import demo_train_options, make_tiny_base_model, train
 
     here = tmp_path / "made_here"

@@ -9,7 +9,7 @@ import socket
 import numpy as np
 import pytest
 
-from groot_ros.testing.synthetic import synthetic_observation
+from groot_ros.policy.tiny import synthetic_observation
 from groot_ros.core.layout import load_layout
 from groot_ros.policy.attention import choose_attention
 from groot_ros.core.normalization import MinMax
@@ -68,7 +68,7 @@ def test_denormalize_matches_formula_including_max_equal_min():
 
 
 def test_checkpoint_stats_are_the_datasets(tiny_runtime, depalletize_layout):
-    from groot_ros.testing.tiny_checkpoint import default_stats
+    from groot_ros.policy.tiny import default_stats
 
     expected = default_stats(depalletize_layout)
     np.testing.assert_allclose(tiny_runtime.stats.action.min, expected["action"]["min"], rtol=1e-6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from groot_ros.demo.demonstrator import make_episode
-from groot_ros.sim.core import KuavoSimCore, load_sim_config
+from groot_ros.sim.standin_model import StandInModel, load_sim_config
 from groot_ros.sim.render import render
 from groot_ros.sim.task import (DROPPED, GRASPED, ON_PALLET, PLACED, DepalletizeTask, TaskConfig, both_arms,
                                 grasp_arms, grasp_pose_deg, hand_lateral)
@@ -55,7 +55,7 @@ def test_held_box_moves_with_the_hands_and_is_placed_only_over_the_target():
     assert task.reset((0.0, 0.0)).phase == ON_PALLET and not task.state.success
 
 
-def drive(core: KuavoSimCore, layout, action_at, seconds: float, rate: float = 100.0, substeps: int = 2):
+def drive(core: StandInModel, layout, action_at, seconds: float, rate: float = 100.0, substeps: int = 2):
     """What record-demos does over the topics, without ROS: commands at `rate`, the sim stepped in between."""
     for k in range(int(seconds * rate) + 1):
         ch = layout.channel_values(action_at(k / rate))
@@ -70,7 +70,7 @@ def drive(core: KuavoSimCore, layout, action_at, seconds: float, rate: float = 1
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_demonstrator_places_its_box_and_a_wrong_box_is_not_grasped(depalletize_layout, seed):
     episode = make_episode(depalletize_layout, seed, 10.0, (seed, 3))
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     core.set_arm_mode(2)
     drive(core, depalletize_layout, lambda t: episode.action_at(0.0), 1.0)
     core.reset_task(episode.variation.box_offset)

@@ -139,7 +139,7 @@ def test_tiny_training_beats_the_untrained_model_on_a_held_out_episode(tmp_path,
 def test_the_demo_runs_last_loss_line_is_its_final_step(tmp_path, steps):
     """LeRobot logs the loss every log_freq steps: the demo's loss curve ends at the true final step only if
     log_freq divides the step count (2500 steps with log_freq 83 ended at 2490)."""
-    from groot_ros.testing.tiny_checkpoint import TinyCheckpoint
+    from groot_ros.policy.tiny import TinyCheckpoint
     from groot_ros.tools.training import demo_train_options
 
     options = demo_train_options(tmp_path / "data", tmp_path / "run", TinyCheckpoint(tmp_path / "base"), steps=steps)

@@ -1,4 +1,4 @@
-"""The execution core in simulated time: a fake policy with a latency model drives ExecutionCore at the
+"""The control step in simulated time: a fake policy with a latency model drives ControlStep at the
 control rate, so boundary stalls, command jumps and per-tick cost can be measured without a robot or GPU.
 
 The fake policy moves from the observed pose along a smooth reference motion (so it behaves like a
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from groot_ros.execution.config import ExecutionSettings
-from groot_ros.execution.core import ExecutionCore
+from groot_ros.execution.control_step import ControlStep
 from groot_ros.execution.safety import dimension_limits
 from groot_ros.core.layout import Layout, load_layout
 
@@ -69,18 +69,18 @@ class SimResult:
     inferences: int
     max_raw_step: np.ndarray  # (D,) largest tick-to-tick change the scheduler asked for, after start-up
     max_step: np.ndarray  # (D,) largest tick-to-tick change sent, after start-up
-    tick_cost_s: np.ndarray  # per-tick wall time of ExecutionCore.tick (only when timed)
+    tick_cost_s: np.ndarray  # per-tick wall time of ControlStep.tick (only when timed)
     report: dict
 
 
 def simulate(layout: Layout, settings: ExecutionSettings, duration_s: float = 20.0,
              latency_s: tuple[float, float] = (0.06, 0.15), seed: int = 0, chunk_bias: float = 0.03,
              start_offset: float = 0.05, timed: bool = False) -> SimResult:
-    """Runs the core for duration_s of simulated time; inference latency is uniform in latency_s and each
+    """Runs the control step for duration_s of simulated time; inference latency is uniform in latency_s and each
     chunk is offset by a random bias of `chunk_bias` times the motion amplitude."""
     rng = np.random.default_rng(seed)
     cfg = settings.execution
-    core = ExecutionCore(layout, settings)
+    step = ControlStep(layout, settings)
     motion = ReferenceMotion.for_layout(layout, settings)
     step_dt = cfg.model_action_dt or layout.model_action_dt
     rows = np.arange(layout.chunk_size) * step_dt
@@ -93,21 +93,21 @@ def simulate(layout: Layout, settings: ExecutionSettings, duration_s: float = 20
     for i in range(n):
         now = i * cfg.tick_dt
         if pending is not None and now >= pending[0]:
-            core.submit(pending[2], pending[1], now)
+            step.submit(pending[2], pending[1], now)
             pending = None
-        if core.wants_inference(now):
-            core.inference_started(now)
+        if step.wants_inference(now):
+            step.inference_started(now)
             bias = rng.normal(0.0, chunk_bias, layout.action_dim) * motion.amplitude
             pending = (now + rng.uniform(*latency_s), now, motion.chunk(measured, now, rows, bias))
         start = time.perf_counter() if timed else 0.0
-        tick = core.tick(now, measured)
+        tick = step.tick(now, measured)
         if timed:
             cost[i] = time.perf_counter() - start
         raw[i], sent[i] = tick.raw, tick.command
         measured = tick.command
     settle = int(round((cfg.ramp_time + latency_s[1]) * cfg.control_rate)) + 1  # skip start-up ramp
-    report = core.report()
-    stats = core.scheduler.stats
+    report = step.report()
+    stats = step.scheduler.stats
     return SimResult(
         mode=cfg.mode, ticks=n, stall_ticks=stats.stall_ticks, stall_time_s=report["stall_time_s"],
         chunks=stats.chunks_accepted, inferences=stats.inference_requests,
@@ -119,7 +119,7 @@ def run_execution_benchmark(duration_s: float = 20.0, latency_s: tuple[float, fl
                             seed: int = 0, layout: str = "depalletize", robot: str = "4_pro",
                             settings: ExecutionSettings | None = None) -> dict:
     """Async vs sync in simulated time: stalls at chunk boundaries, largest arm command step per tick
-    before (raw) and after the safety envelope, and the real per-tick cost of ExecutionCore.tick
+    before (raw) and after the safety envelope, and the real per-tick cost of ControlStep.tick
     (watchdog + scheduler + safety) on this CPU."""
     spec = load_layout(layout, robot, "sim")
     base = settings or ExecutionSettings()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from groot_ros.core.layout import Layout
 from groot_ros.core.paths import config_dir
-from groot_ros.testing.tiny_checkpoint import (
+from groot_ros.policy.tiny import (
     IMAGE_SIZE as TINY_IMAGE_SIZE,
     TinyCheckpoint,
     build_policy,

@@ -115,7 +115,7 @@ def run_node_benchmark(cfg: NodeBenchConfig) -> dict:
     checkpoint = cfg.checkpoint
     if checkpoint is None:
         from groot_ros.core.layout import load_layout
-        from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
+        from groot_ros.policy.tiny import make_tiny_checkpoint
 
         checkpoint = make_tiny_checkpoint(work / "tiny", load_layout()).pretrained_model
     overrides = {"image_size": [cfg.image_height, cfg.image_width], "camera_rate": cfg.camera_rate}

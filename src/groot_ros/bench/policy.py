@@ -294,7 +294,7 @@ def environment(device: "Device") -> dict[str, str]:
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> BenchReport:
-    from groot_ros.testing.synthetic import synthetic_observation
+    from groot_ros.policy.tiny import synthetic_observation
     from groot_ros.core.layout import load_layout
     from groot_ros.policy.runtime import LoadedCheckpoint
     from groot_ros.policy.stock import StockEngine

@@ -12,7 +12,7 @@ from groot_ros.core.observation import DEFAULT_TASK
 
 def cmd_make_tiny_checkpoint(args: argparse.Namespace) -> int:
     from groot_ros.core.layout import load_layout
-    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint, parameter_count
+    from groot_ros.policy.tiny import make_tiny_checkpoint, parameter_count
 
     layout = load_layout(args.layout, args.robot, args.topics)
     tiny = make_tiny_checkpoint(args.out, layout, seed=args.seed)
@@ -35,7 +35,7 @@ def predict_and_print(runtime, obs, seed: int | None, repeats: int) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from groot_ros.testing.synthetic import synthetic_observation
+    from groot_ros.policy.tiny import synthetic_observation
 
     runtime, task = load_runtime(args, args.task)
     predict_and_print(runtime, synthetic_observation(runtime.layout, task=task), args.seed, args.repeats)
@@ -46,8 +46,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """The smallest check: tiny checkpoint -> load offline -> one de-normalized chunk."""
     from groot_ros.core.layout import load_layout
     from groot_ros.policy.runtime import GrootRuntime
-    from groot_ros.testing.synthetic import synthetic_observation
-    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint, parameter_count
+    from groot_ros.policy.tiny import synthetic_observation
+    from groot_ros.policy.tiny import make_tiny_checkpoint, parameter_count
 
     out = Path(args.out)
     layout = load_layout(args.layout, args.robot, args.topics)

@@ -13,7 +13,7 @@ def cmd_replay_episode(args: argparse.Namespace) -> int:
     import yaml
 
     from groot_ros.ros.backends.config import BackendError
-    from groot_ros.ros.replay import ReplayError, ReplayOptions, replay_episode
+    from groot_ros.ros.episode_replay import ReplayError, ReplayOptions, replay_episode
     from groot_ros.tools.episodes import EpisodeError
 
     try:

@@ -27,7 +27,7 @@ from groot_ros.core.observation import Observation
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.store import ObservationStore
 from groot_ros.execution.config import ExecutionSettings
-from groot_ros.execution.core import ExecutionCore, Tick
+from groot_ros.execution.control_step import ControlStep, Tick
 from groot_ros.execution.inputs import InputMonitor, digest
 from groot_ros.execution.pacer import Pacer
 from groot_ros.execution.safety import SafetyEnvelope
@@ -128,7 +128,7 @@ class PolicyRunner:
         self.machine = StateMachine()
         self.latency = LatencyStats()
         self.pacer = Pacer(settings.execution.tick_dt, clocks.perf, clocks.sleep)
-        self.core = ExecutionCore(layout, settings, self.machine)
+        self.control = ControlStep(layout, settings, self.machine)
         self._lock = threading.RLock()
         self._motion_lock = threading.Lock()
         self._abort = threading.Event()  # set by stop: sequences end at their next tick
@@ -168,7 +168,7 @@ class PolicyRunner:
         """Every input problem now (under _lock); the watchdog adds inference and worker problems."""
         problems = [str(p) for p in self.store.freshness_problems(now)] + self.inputs.problems(now)
         pose, problem = self.measured_pose()
-        if problem and self.core.started:
+        if problem and self.control.started:
             problems.append(problem)
         self._pose_now = pose
         self._last_problems = tuple(problems)
@@ -184,7 +184,7 @@ class PolicyRunner:
             t0 = self.clocks.perf()
             now = self.clocks.now()
             problems = self._refresh_problems(now)
-            tick = self.core.tick(now, self._pose_now, problems, self.worker_alive)
+            tick = self.control.tick(now, self._pose_now, problems, self.worker_alive)
             if tick.command is None:
                 return tick
             if tick.chunk_id != self._executing_chunk:
@@ -230,7 +230,7 @@ class PolicyRunner:
         if self.worker_alive or self._closing.is_set():
             return False
         self._log("warn", f"restarting the inference worker (it died: {self._worker_error})")
-        self.core.abandon_inference(self.clocks.now(), "the inference worker died")
+        self.control.abandon_inference(self.clocks.now(), "the inference worker died")
         self._worker_error = ""
         self.start_worker(keep_going)
         return True
@@ -254,7 +254,7 @@ class PolicyRunner:
         core keeps asking, and back-to-back inferences would starve the machine). None: nothing was run."""
         now = self.clocks.now()
         with self._lock:
-            wanted = self.machine.state == RUNNING and self.core.wants_inference(now)
+            wanted = self.machine.state == RUNNING and self.control.wants_inference(now)
         if not wanted or now - self._last_start < self._min_interval:
             return None
         return self.infer(now)
@@ -271,8 +271,8 @@ class PolicyRunner:
         obs = result.observation
         self._last_start = now
         with self._lock:
-            self.core.inference_started(now)
-            core = self.core
+            self.control.inference_started(now)
+            core = self.control
         t_model = self.clocks.perf()
         try:
             chunk = self.policy.predict_chunk(obs, seed=self.seed)
@@ -288,7 +288,7 @@ class PolicyRunner:
         if self._closing.is_set():
             return None  # the robot is being restored: a late chunk must not move it
         with self._lock:
-            if core is not self.core:
+            if core is not self.control:
                 return None  # restarted meanwhile: the chunk belongs to the old run
             submitted = core.submit(chunk, obs.stamp, done)
             if submitted.accepted:
@@ -337,19 +337,19 @@ class PolicyRunner:
         with self._lock:
             if self.machine.state != STARTING:  # stopped meanwhile
                 return Transition(False, self.machine.state, "start-up interrupted by stop")
-            self.core = ExecutionCore(self.layout, self.settings, self.machine)  # fresh ramp from the measured pose
+            self.control = ControlStep(self.layout, self.settings, self.machine)  # fresh ramp from the measured pose
             transition = self.machine.started()
         return Transition(True, transition.state, transition.message
                           + (" (dry run: nothing is commanded)" if self.sequences is None else ""))
 
     def pause(self) -> Transition:
         with self._lock:
-            return self.core.pause("paused by operator")
+            return self.control.pause("paused by operator")
 
     def resume(self) -> Transition:
         with self._lock:
             now = self.clocks.now()
-            return self.core.resume(now, self._refresh_problems(now), self.worker_alive)
+            return self.control.resume(now, self._refresh_problems(now), self.worker_alive)
 
     def stop(self, why: str) -> Transition:
         with self._lock:
@@ -385,7 +385,7 @@ class PolicyRunner:
             if self.sequences is None:
                 lines, restored = ["dry run: nothing commanded, arm modes untouched"], None
             else:
-                lines, restored = self.sequences.exit_steps(self.core.safety)
+                lines, restored = self.sequences.exit_steps(self.control.safety)
             self._abort.set()
         report = "; ".join(lines)
         with self._lock:
@@ -399,7 +399,7 @@ class PolicyRunner:
 
     def status(self) -> RunnerStatus:
         with self._lock:
-            report = self.core.report()
+            report = self.control.report()
             state = self.machine.state
             reason = self.machine.reason()
             if self._worker_error and self._worker_error not in reason:

@@ -2,7 +2,7 @@
 
 The watchdog has no state of its own beyond a clock: it lists the current problems (stale or invalid inputs,
 slow or hung inference, a dead worker) and says when an automatic resume is due (`auto_resume` on and the
-inputs healthy for `resume_after_s`). ExecutionCore turns that into StateMachine.hold / resume.
+inputs healthy for `resume_after_s`). ControlStep turns that into StateMachine.hold / resume.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ episode, so a demonstration recorder or an evaluation can move it between episod
 starts one with the same value).
 It reports its state in ~arm_ctrl_mode, ~wbc_arm_trajectory_control, ~head_deg and ~claw_commands_dropped
 (params) for observers and tests, every service called in ~services_called (a list, in call order; the hazards it
-reproduces are listed in sim/core.py), and the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
+reproduces are listed in sim/standin_model.py), and the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
 (~task_success, std_msgs/Bool), latched, at the camera rate.
 """
 
@@ -30,7 +30,7 @@ from groot_ros.ros import messages as km
 from groot_ros.core.images import encode_jpeg, encode_rgb8
 from groot_ros.ros.messages import message_class
 from groot_ros.core.layout import CommandSpec, load_layout, read_topics
-from groot_ros.sim.core import KuavoSimCore, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
+from groot_ros.sim.standin_model import StandInModel, SimSnapshot, load_sim_config, mpc_state_vector, urdf_description
 from groot_ros.sim.render import render
 from groot_ros.sim.task import TaskState
 
@@ -43,7 +43,7 @@ CLAW_SERVICE = "/control_robot_leju_claw"
 GAIT_NAME_SERVICE = "/humanoid_get_current_gait_name"
 MPC_OBSERVATION_TOPIC = "/humanoid_mpc_observation"  # the SDK waits for it; same content as the WBC one here
 HEAD_TOPIC = "/robot_head_motion_data"
-CLAW_MOVING, CLAW_REACHED = 1, 2  # lejuClawState.kMoving, kReached
+CLAW_STATE_MOVING, CLAW_STATE_REACHED = 1, 2  # lejuClawState.kMoving, kReached
 
 
 def run_gait_node() -> None:
@@ -63,8 +63,8 @@ class LoopbackSim:
         every_camera = {name: f"observation.images.{name}" for name in read_topics(topics).get("cameras") or {}}
         self.layout = load_layout("depalletize", self.cfg.robot.version, topics, cameras=every_camera)
         self.services_called: list[str] = []
-        self.core = KuavoSimCore(self.cfg)
-        self._snapshot: SimSnapshot = self.core.step(0.0)
+        self.model = StandInModel(self.cfg)
+        self._snapshot: SimSnapshot = self.model.step(0.0)
         self._set_params()
 
         streams = self.layout.streams
@@ -93,7 +93,7 @@ class LoopbackSim:
         self.pub_phase = rospy.Publisher("~task_phase", String, queue_size=2, latch=True)
         self.pub_success = rospy.Publisher("~task_success", Bool, queue_size=2, latch=True)
         self._box_offset = self._read_box_offset()
-        self.core.reset_task(self._box_offset)
+        self.model.reset_task(self._box_offset)
         self.services.append(rospy.Service("~reset_task", Trigger, self._on_reset_task))
         biped = self.cfg.sdk_params.get("robot_type") != WHEEL_ROBOT_TYPE
         self.gait_node = subprocess.Popen([sys.executable, "-m", "groot_ros.sim.node", "--gait-node"]) if biped else None
@@ -132,9 +132,9 @@ class LoopbackSim:
         self._publish_modes()
 
     def _publish_modes(self) -> None:
-        self._published_mode = self.core.arm_mode
-        rospy.set_param("~arm_ctrl_mode", self.core.arm_mode)
-        rospy.set_param("~wbc_arm_trajectory_control", int(self.core.direct_to_wbc))
+        self._published_mode = self.model.arm_mode
+        rospy.set_param("~arm_ctrl_mode", self.model.arm_mode)
+        rospy.set_param("~wbc_arm_trajectory_control", int(self.model.direct_to_wbc))
 
     def _stop_gait_node(self) -> None:
         if self.gait_node is None:
@@ -148,55 +148,55 @@ class LoopbackSim:
     # --- commands -------------------------------------------------------------------------------------
     def _on_arm(self, msg, spec: CommandSpec) -> None:
         values = spec.values_from_message(msg)
-        reason = self.core.command_arm(msg.name, values)
+        reason = self.model.command_arm(msg.name, values)
         if reason:
             rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
 
     def _on_claw(self, msg, spec: CommandSpec) -> None:
-        reason = self.core.command_claw(spec.values_from_message(msg))
+        reason = self.model.command_claw(spec.values_from_message(msg))
         if reason:
             rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
-            rospy.set_param("~claw_commands_dropped", self.core.claw_commands_dropped)
+            rospy.set_param("~claw_commands_dropped", self.model.claw_commands_dropped)
 
     def _on_head(self, msg) -> None:
         values = list(msg.joint_data)
-        reason = self.core.command_head(*values[:2]) if len(values) == 2 else f"rejected: {len(values)} values, need [yaw, pitch]"
+        reason = self.model.command_head(*values[:2]) if len(values) == 2 else f"rejected: {len(values)} values, need [yaw, pitch]"
         if reason:
             rospy.logwarn_throttle(1.0, f"{HEAD_TOPIC}: {reason}")
         else:
-            rospy.set_param("~head_deg", list(self.core.head_deg))
+            rospy.set_param("~head_deg", list(self.model.head_deg))
 
     def _on_torso(self, msg, spec: CommandSpec) -> None:
-        reason = self.core.command_torso(*spec.values_from_message(msg))
+        reason = self.model.command_torso(*spec.values_from_message(msg))
         if reason:
             rospy.logwarn_throttle(1.0, f"{spec.topic}: {reason}")
 
     def _on_set_arm_mode(self, req):
-        ok, message = self.core.set_arm_mode(req.control_mode)
+        ok, message = self.model.set_arm_mode(req.control_mode)
         rospy.loginfo(f"arm control: {message}" if ok else f"arm control mode change refused: {message}")
         self._publish_modes()
-        return km.changeArmCtrlModeResponse(result=ok, mode=self.core.arm_mode, message=message)
+        return km.changeArmCtrlModeResponse(result=ok, mode=self.model.arm_mode, message=message)
 
     def _on_get_arm_mode(self, _req):
-        return km.changeArmCtrlModeResponse(result=True, mode=self.core.arm_mode, message="")
+        return km.changeArmCtrlModeResponse(result=True, mode=self.model.arm_mode, message="")
 
     def _on_direct_to_wbc(self, req):
         enabled = req.control_mode == 1
-        self.core.set_direct_to_wbc(enabled)
+        self.model.set_direct_to_wbc(enabled)
         self._publish_modes()
         rospy.loginfo(f"direct-to-WBC arm trajectory control {'on' if enabled else 'off'}")
         return km.changeArmCtrlModeResponse(result=True, mode=int(enabled), message="")
 
     def _on_quick_mode(self, req):
-        self.core.set_direct_to_wbc(bool(req.data))
+        self.model.set_direct_to_wbc(bool(req.data))
         self._publish_modes()
         rospy.loginfo(f"quick arm mode {'on' if req.data else 'off'}")
         return SetBoolResponse(success=True, message="")
 
     def _on_claw_service(self, req):
-        reason = self.core.command_claw(list(req.data.position))
+        reason = self.model.command_claw(list(req.data.position))
         if reason:
-            rospy.set_param("~claw_commands_dropped", self.core.claw_commands_dropped)
+            rospy.set_param("~claw_commands_dropped", self.model.claw_commands_dropped)
         return km.controlLejuClawResponse(success=reason is None, message=reason or "")
 
     def _read_box_offset(self) -> tuple[float, float]:
@@ -204,7 +204,7 @@ class LoopbackSim:
 
     def _on_reset_task(self, _req):
         self._box_offset = self._read_box_offset()
-        state = self.core.reset_task(self._box_offset)
+        state = self.model.reset_task(self._box_offset)
         self._publish_task(state)  # latched: nobody reads the previous episode's outcome after the reset
         return TriggerResponse(True, f"box on the pallet at {list(state.box)} m, phase {state.phase}")
 
@@ -218,7 +218,7 @@ class LoopbackSim:
         last = rospy.get_time()
         while not rospy.is_shutdown():
             now = rospy.get_time()
-            self._snapshot = snap = self.core.step(max(now - last, 0.0))
+            self._snapshot = snap = self.model.step(max(now - last, 0.0))
             last = now
             if snap.arm_mode != self._published_mode:  # a delayed switch took effect
                 self._publish_modes()
@@ -240,7 +240,7 @@ class LoopbackSim:
 
         claws = km.lejuClawState()
         claws.header.stamp = stamp
-        claws.state = [CLAW_MOVING if moving else CLAW_REACHED for moving in snap.claw_moving]
+        claws.state = [CLAW_STATE_MOVING if moving else CLAW_STATE_REACHED for moving in snap.claw_moving]
         claws.data.name = ["left_claw", "right_claw"]
         claws.data.position = snap.claw.tolist()
         claws.data.velocity = [0.0, 0.0]
@@ -260,8 +260,8 @@ class LoopbackSim:
         box = self._read_box_offset()
         if box != self._box_offset:  # a new episode's box
             self._box_offset = box
-            self.core.reset_task(box)
-            self._snapshot = self.core.step(0.0)
+            self.model.reset_task(box)
+            self._snapshot = self.model.step(0.0)
         snap = self._snapshot
         stamp = rospy.Time.now()
         task = snap.task
@@ -288,8 +288,8 @@ def main() -> None:
         return
     rospy.init_node("kuavo_loopback_sim")
     sim = LoopbackSim()
-    rospy.loginfo(f"kuavo_loopback_sim: {sim.cfg.robot.version}, {len(sim.core.config.robot.arm_joint_names)} arm "
-                  f"joints of {sim.cfg.robot.num_joints}, topics '{sim.layout.topics_name}', arm mode {sim.core.arm_mode}")
+    rospy.loginfo(f"kuavo_loopback_sim: {sim.cfg.robot.version}, {len(sim.model.config.robot.arm_joint_names)} arm "
+                  f"joints of {sim.cfg.robot.num_joints}, topics '{sim.layout.topics_name}', arm mode {sim.model.arm_mode}")
     sim.run()
 
 

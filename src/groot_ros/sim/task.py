@@ -7,7 +7,7 @@ pose for that box (`grasp_arms`); it then moves sideways with the hands (the mea
 and keeps its forward position; it is put down where both claws open. Put down inside the target area (the
 conveyor on the robot's left) it is placed and the task succeeded; anywhere else it was dropped there and
 can be grasped again from that spot. Lifting is not scored (nothing falls), contacts, forces, slip and the
-torso are not modelled. ROS-free; sim/core.py steps it with the measured arms and claws.
+torso are not modelled. ROS-free; sim/standin_model.py steps it with the measured arms and claws.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class TaskState:
 
 
 class DepalletizeTask:
-    """Not thread-safe on its own: KuavoSimCore steps it under its lock."""
+    """Not thread-safe on its own: StandInModel steps it under its lock."""
 
     def __init__(self, config: TaskConfig = TaskConfig(), box_offset: tuple[float, float] = (0.0, 0.0)):
         self.config = config

@@ -46,7 +46,7 @@ def write_training_data(pretrained_model: Path, layout: Layout, dataset_root: Pa
 def make_their_checkpoint(out: Path, layout: str, robot: str, cameras: Sequence[str] = THEIR_CAMERAS,
                           tasks: Sequence[str] = (THEIR_TASK,)):
     """A tiny checkpoint trained (as far as its files say) on a dataset named their way."""
-    from groot_ros.testing.tiny_checkpoint import make_tiny_checkpoint
+    from groot_ros.policy.tiny import make_tiny_checkpoint
 
     lay = their_layout(layout, robot, cameras=cameras)
     ckpt = make_tiny_checkpoint(out, lay)

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 
 from groot_ros.core.layout import Layout
 from groot_ros.policy.assets import BASE_MODEL_DIRNAME, EAGLE_ASSETS_DIRNAME
-from groot_ros.testing.tiny_checkpoint import TinyCheckpoint
+from groot_ros.policy.tiny import TinyCheckpoint
 
 DEFAULT_BASE_MODEL = "nvidia/GR00T-N1.5-3B"
 # Peak learning rate for the tiny model: GrootConfig's 1e-4 suits fine-tuning a pretrained 3B model; a tiny
@@ -87,7 +87,7 @@ def make_tiny_base_model(out: str | Path, seed: int = 0, head_width: int = 32) -
 
     from groot_ros.policy.assets import stage_processor_dir
     from groot_ros.policy.attention import attention_override
-    from groot_ros.testing.tiny_checkpoint import tiny_base_config, write_eagle_assets
+    from groot_ros.policy.tiny import tiny_base_config, write_eagle_assets
 
     tiny = TinyCheckpoint(Path(out).resolve())  # base_model/ and eagle_assets/; no pretrained_model/ here
     vocab = write_eagle_assets(tiny.eagle_assets)

@@ -1,10 +1,10 @@
-"""ExecutionCore: start-up, watchdog holds (stop consuming chunks), resume with a ramp, rejections."""
+"""ControlStep: start-up, watchdog holds (stop consuming chunks), resume with a ramp, rejections."""
 
 import numpy as np
 import pytest
 
 from groot_ros.execution.config import ExecutionConfig, ExecutionSettings, WatchdogConfig
-from groot_ros.execution.core import ExecutionCore
+from groot_ros.execution.control_step import ControlStep
 from groot_ros.core.layout import load_layout
 
 TICK = 0.01
@@ -16,7 +16,7 @@ def layout():
 
 
 def _core(layout, auto_resume=False):
-    return ExecutionCore(layout, ExecutionSettings(
+    return ControlStep(layout, ExecutionSettings(
         execution=ExecutionConfig(ramp_time=0.1, blend="crossfade"),
         watchdog=WatchdogConfig(auto_resume=auto_resume, resume_after_s=0.1, max_inference_latency_s=0.5)))
 
@@ -39,7 +39,7 @@ def test_no_command_until_a_valid_measured_pose(layout):
     bad = _pose(layout)
     bad[0] = np.nan
     tick = core.tick(0.01, bad)
-    assert tick.command is None and tick.state == "starting"
+    assert tick.command is None and tick.state == "no_pose"
     assert not core.wants_inference(0.01)
     tick = core.tick(0.02, _pose(layout))
     np.testing.assert_array_equal(tick.command, _pose(layout))

@@ -1,5 +1,5 @@
 """replay-episode without ROS: an episode's recorded actions as a trajectory, the command stream the safety
-envelope makes of it, and how closely the robot followed (the ROS side is ros/replay.py).
+envelope makes of it, and how closely the robot followed (the ROS side is ros/episode_replay.py).
 
 The recorded actions are rows `1/fps` apart, like a model chunk: the node's resampling (execution/resample.py:
 arms and torso interpolated, claws held) turns them into control-rate commands, and the node's envelope

@@ -34,7 +34,7 @@ ARM_MODES = {ARM_FIXED: "keep pose", ARM_AUTO_SWING: "auto swing", ARM_EXTERNAL:
 ARM_DOF = 14
 CLAW_RANGE = (0.0, 100.0)
 CLAW_STREAM_S = 0.2  # Kuavo's claw controller: commands closer than this count as a stream
-CLAW_MOVING = 0.5  # claw units from its target: still moving
+CLAW_SETTLED_WITHIN = 0.5  # claw units from its target: closer than this it has reached it
 HEAD_LIMITS_DEG = ((-80.0, 80.0), (-25.0, 25.0))  # yaw, pitch
 
 
@@ -97,7 +97,7 @@ class SimSnapshot:
     claw_moving: tuple[bool, bool] = (False, False)  # lejuClawState: kMoving while away from the target
 
 
-class KuavoSimCore:
+class StandInModel:
     """Thread-safe: command methods are called from ROS callbacks, step() from the publishing loop."""
 
     def __init__(self, config: SimConfig):
@@ -147,7 +147,7 @@ class KuavoSimCore:
         with self._lock:
             since = self._time - self._last_claw_command
             self._last_claw_command = self._time
-            moving = float(np.max(np.abs(self._claw_target - self._claw))) > CLAW_MOVING
+            moving = float(np.max(np.abs(self._claw_target - self._claw))) > CLAW_SETTLED_WITHIN
             if moving and since >= CLAW_STREAM_S:
                 self.claw_commands_dropped += 1
                 return (f"dropped: the claw is moving and the last command was {since:.2f} s ago "
@@ -232,7 +232,7 @@ class KuavoSimCore:
                                claw=self._claw.copy(), torso=self._torso.copy(),
                                base_height=cfg.nominal_height + self._torso[0], arm_mode=self._mode,
                                direct_to_wbc=self._direct_to_wbc, time=self._time, head_deg=self._head,
-                               claw_moving=tuple(bool(v) for v in np.abs(self._claw_target - self._claw) > CLAW_MOVING),
+                               claw_moving=tuple(bool(v) for v in np.abs(self._claw_target - self._claw) > CLAW_SETTLED_WITHIN),
                                task=task)
 
 

@@ -21,20 +21,22 @@ from groot_ros.execution.state_machine import HOLDING, RUNNING, StateMachine, Tr
 from groot_ros.execution.watchdog import Watchdog, slowest_inference
 from groot_ros.core.layout import Layout
 
-STARTING = "starting"
+# Tick.state before the first valid measured pose: not one of the state machine's states (its STARTING is the
+# start-up sequence), the step has nothing to command yet.
+NO_POSE = "no_pose"
 
 
 @dataclass(frozen=True)
 class Tick:
     command: np.ndarray | None  # action vector to publish; None only before the first valid measured pose
     raw: np.ndarray | None  # what the scheduler asked for before the safety envelope (diagnostics)
-    state: str  # starting (no pose yet) | running | holding | paused (the state machine's)
+    state: str  # no_pose (no valid pose yet) | running | holding | paused (the state machine's)
     source: str  # scheduler source (waiting, ramp, crossfade, lowpass, chunk, stall) or hold
     reasons: tuple[str, ...]  # why holding or paused / not started
     chunk_id: int
 
 
-class ExecutionCore:
+class ControlStep:
     """Never blocks: `tick` always returns at once with a safe command (or None before start-up)."""
 
     def __init__(self, layout: Layout, settings: ExecutionSettings = ExecutionSettings(),
@@ -61,7 +63,7 @@ class ExecutionCore:
         pose = self._valid_pose(measured)
         if not self._started:
             if pose is None:
-                return Tick(None, None, STARTING, "waiting", ("no valid measured pose yet",), 0)
+                return Tick(None, None, NO_POSE, "waiting", ("no valid measured pose yet",), 0)
             self.safety.reset(pose)
             self.scheduler.reset(pose, now)
             self._started = True

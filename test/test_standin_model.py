@@ -7,13 +7,13 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from groot_ros.sim.core import KuavoSimCore, load_sim_config, mpc_state_vector, urdf_description
+from groot_ros.sim.standin_model import StandInModel, load_sim_config, mpc_state_vector, urdf_description
 from groot_ros.sim.render import render
 
 NAMES = [f"arm_joint_{i}" for i in range(14)]
 
 
-def run(core: KuavoSimCore, seconds: float, dt: float = 0.005):
+def run(core: StandInModel, seconds: float, dt: float = 0.005):
     snap = None
     for _ in range(int(round(seconds / dt))):
         snap = core.step(dt)
@@ -21,7 +21,7 @@ def run(core: KuavoSimCore, seconds: float, dt: float = 0.005):
 
 
 def test_arm_commands_act_only_in_external_mode_and_within_limits():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     target = np.full(14, -0.2)
     target[3] = -4.0  # forearm pitch beyond the URDF's -150 deg
     assert core.command_arm(NAMES, target).startswith("ignored: arm mode 1")
@@ -45,7 +45,7 @@ def test_arm_commands_act_only_in_external_mode_and_within_limits():
 
 
 def test_claws_torso_and_observation_vector():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     assert core.command_claw([150.0, 40.0]) is None
     assert core.command_claw([float("nan"), 1.0]).startswith("rejected")
     assert core.command_torso(-1.0, 0.2) is None  # clamped to the robot's torso_z_limits
@@ -81,7 +81,7 @@ def test_images_follow_arms_and_claws():
 # -- the controller's hazards, as the stand-in reproduces them (each test fails if the hazard disappears) -----
 
 def test_switch_to_external_control_takes_effect_later():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     delay = core.config.arm_mode_switch_s
     assert 0 < delay <= 2.0
     ok, message = core.set_arm_mode(2)
@@ -101,7 +101,7 @@ def _external(core):
 
 
 def test_direct_to_wbc_before_an_arm_target_drives_the_arms_to_zero():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     core.set_arm_mode(2)
     run(core, core.config.arm_mode_switch_s + 0.01)
     core._q[core._arm] = -0.4  # arms somewhere else than zero (auto swing has them at rest = 0 otherwise)
@@ -111,7 +111,7 @@ def test_direct_to_wbc_before_an_arm_target_drives_the_arms_to_zero():
 
 
 def test_direct_to_wbc_after_the_measured_pose_was_sent_holds_still():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     before = _external(core).arm
     core.command_arm(NAMES, before)  # the measured pose as the arm target, then the switch
     core.set_direct_to_wbc(True)
@@ -122,7 +122,7 @@ def test_direct_to_wbc_after_the_measured_pose_was_sent_holds_still():
 
 
 def test_claw_commands_are_dropped_while_moving_unless_streamed():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     assert core.command_claw([100.0, 100.0]) is None
     run(core, 0.25)  # moving, and 0.25 s since the last command
     assert core.command_claw([0.0, 0.0]).startswith("dropped: the claw is moving")
@@ -134,6 +134,6 @@ def test_claw_commands_are_dropped_while_moving_unless_streamed():
 
 
 def test_head_preset_is_kept_within_its_limits():
-    core = KuavoSimCore(load_sim_config())
+    core = StandInModel(load_sim_config())
     assert core.command_head(0.0, 40.0) is None
     assert core.head_deg == (0.0, 25.0)

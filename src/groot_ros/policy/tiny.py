@@ -3,7 +3,8 @@
 Same architecture (SigLIP + Qwen3 Eagle backbone, VL self-attention, DiT flow-matching head), same files
 (saved through LeRobot's own save_pretrained for the policy and both processor pipelines), same neighbours
 (base_model/config.json and eagle_assets/ beside pretrained_model/), only ~1M random parameters and a
-byte-level BPE tokenizer trained here. Tests, the demo and the benchmarks use it; nothing is downloaded.
+byte-level BPE tokenizer trained here. Tests, the demo, training and the benchmarks use it, and `predict`
+and the benches feed it (or any checkpoint) `synthetic_observation`; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from groot_ros.core.layout import Layout
+from groot_ros.core.observation import DEFAULT_TASK, Observation
 from groot_ros.policy.assets import BASE_MODEL_DIRNAME, EAGLE_ASSETS_DIRNAME, stage_processor_dir
 from groot_ros.policy.attention import choose_attention
 
@@ -279,3 +281,12 @@ def parameter_count(checkpoint: Path) -> int:
 
     with safe_open(str(checkpoint / "model.safetensors"), "np") as f:
         return int(sum(np.prod(f.get_slice(k).get_shape()) for k in f.keys()))
+
+
+def synthetic_observation(layout: Layout, seed: int = 0, task: str = DEFAULT_TASK):
+    """A plausible observation: state at the middle of the layout's ranges, random 480x640 camera images."""
+    rng = np.random.default_rng(seed)
+    stats = default_stats(layout)["observation.state"]
+    state = (stats["min"] + stats["max"]) / 2.0
+    images = {k: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for k in layout.camera_keys}
+    return Observation(state=state.astype(np.float64), images=images, task=task)

@@ -23,7 +23,7 @@ from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.ros.commander import Commander, Interrupted, nominal_height
 from groot_ros.ros.subscribers import subscribe_store
 from groot_ros.tools.episodes import load_episode
-from groot_ros.tools.replay import FollowLog, ReplayReport, component_errors, episode_trajectory, planned_commands
+from groot_ros.tools.replay_plan import FollowLog, ReplayReport, component_errors, episode_trajectory, planned_commands
 
 
 @dataclass(frozen=True)
