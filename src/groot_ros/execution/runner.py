@@ -5,7 +5,7 @@ unit tests drive the very same object, the tests in simulated time (an injected 
 node reports (~status, /diagnostics) comes from `status()`, so a test checks what the node would publish.
 
 Threads: a control loop (`run_control`, paced by one Pacer, never waits for the model) and an inference worker
-(`run_worker`, started and restarted here). `_lock` guards the execution core, the state machine and every
+(`run_worker`, started and restarted here). `_lock` guards the control step, the state machine and every
 field below that both threads or the services touch, for short sections only (never a model call or a sleep
 under it). `_motion_lock` is held by whoever streams commands outside the control loop (the start-up and exit
 sequences the caller supplies), so a stop during the start-up waits for the sequence to notice and end.
