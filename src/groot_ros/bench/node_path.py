@@ -128,7 +128,7 @@ def run_node_path(cfg: NodePathConfig, layout: Layout) -> dict[str, Any]:
     parts = {"observation_build": "observation_build", "predict_chunk": "model_call", "inference": "inference"}
     stats = {name: {k: v * 1e3 for k, v in runner.latency.percentiles(key).items() if k != "n"}
              for name, key in parts.items()}
-    return {"engine": runtime.engine.name, "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
+    return {"engine": runtime.name, "device": cfg.device, "dtype": cfg.dtype, "seed": cfg.seed,
             "chunks": cfg.chunks, "image": f"{cfg.image_width}x{cfg.image_height} rgb8 x {len(layout.cameras)}",
             "ms": stats}
 

@@ -27,5 +27,5 @@ def load_policy(checkpoint: str | Path, layout: Layout, *, base_config: str | Pa
                                 device=device, dtype=dtype, attention=attention, fast=fast)
     if report is not None:
         report(f"loaded {checkpoint} in {time.perf_counter() - t0:.1f} s on {runtime.device}/{runtime.dtype} "
-               f"({runtime.attention.implementation} attention, {runtime.engine.name} inference path)")
+               f"({runtime.attention.implementation} attention, {runtime.name} inference path)")
     return runtime

@@ -204,7 +204,6 @@ class LoadedCheckpoint:
         return np.array(img, copy=True)
 
 
-
 class GrootRuntime(ChunkPolicy):
     """A loaded checkpoint and the engine that predicts from it: what the tools and the node hold.
 
@@ -238,6 +237,11 @@ class GrootRuntime(ChunkPolicy):
         from groot_ros.policy.fast import FastOptions, fast_engine
 
         self.engine = fast_engine(self.checkpoint, options or FastOptions())
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The engine it predicts through: 'stock LeRobot' or 'groot_ros fast'."""
+        return self.engine.name
 
     @property
     def expects(self) -> PolicyInputs:
