@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from groot_ros.core.observation import Observation
+from groot_ros.core.prefix import ChunkPrefix
 
 
 class ObservationError(ValueError):
@@ -86,7 +87,8 @@ class StageClock:
 
 class ChunkPolicy(ABC):
     """Predicts a whole chunk from one observation. An unseeded call draws fresh flow-matching noise (as LeRobot
-    does); the same seed repeats the same chunk exactly."""
+    does); the same seed repeats the same chunk exactly. With a prefix (real-time chunking, core/prefix.py) the
+    chunk continues the plan under way: its first `prefix.delay_steps` rows are the prefix's exactly."""
 
     name: str = "policy"
 
@@ -96,16 +98,18 @@ class ChunkPolicy(ABC):
         """State/action dims, camera keys and chunk length the checkpoint was trained with."""
 
     @abstractmethod
-    def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
+    def predict(self, obs: Observation, seed: int | None = None, prefix: ChunkPrefix | None = None) -> Prediction:
         """The chunk in both the model's normalized space and robot units, with the call's timings."""
 
-    def predict_chunk(self, obs: Observation, seed: int | None = None) -> np.ndarray:
+    def predict_chunk(self, obs: Observation, seed: int | None = None,
+                      prefix: ChunkPrefix | None = None) -> np.ndarray:
         """(chunk_size, action_dim) in robot units: every row de-normalized with the checkpoint's min/max."""
-        return self.predict(obs, seed).chunk
+        return self.predict(obs, seed, prefix).chunk
 
-    def predict_normalized(self, obs: Observation, seed: int | None = None) -> np.ndarray:
+    def predict_normalized(self, obs: Observation, seed: int | None = None,
+                           prefix: ChunkPrefix | None = None) -> np.ndarray:
         """The model's raw chunk (chunk_size, action_dim) in [-1, 1] space."""
-        return self.predict(obs, seed).normalized
+        return self.predict(obs, seed, prefix).normalized
 
     def reset(self) -> None:
         """Forgets per-run state (caches keyed on the task or shapes); the weights stay loaded."""

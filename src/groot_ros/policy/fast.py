@@ -27,7 +27,9 @@ from typing import Any, Callable
 import numpy as np
 
 from groot_ros.core.observation import Observation
+from groot_ros.core.prefix import ChunkPrefix
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, StageClock
+from groot_ros.policy.rtc import PrefixPlan, RtcOptions, check_prefix, euler_denoise, frozen_rows, timestep_buckets
 from groot_ros.policy.stock import seeded
 
 log = logging.getLogger(__name__)
@@ -208,6 +210,7 @@ class FastEngine(ChunkPolicy):
 
         self.checkpoint = checkpoint  # a policy.runtime.LoadedCheckpoint
         self.options = options
+        self.rtc = RtcOptions()  # how a prefix is honoured (GrootRuntime.rtc sets it)
         self.device = torch.device(checkpoint.device)
         self.model = checkpoint.policy._groot_model
         self.cuda = self.device.type == "cuda"
@@ -240,11 +243,7 @@ class FastEngine(ChunkPolicy):
         """Per-step tensors that the stock loop rebuilds on every call."""
         import torch
 
-        head = self.model.action_head
-        steps = head.num_inference_timesteps
-        self.dt = 1.0 / steps
-        self.timesteps = [torch.full((1,), int(t / float(steps) * head.num_timestep_buckets), device=self.device)
-                          for t in range(steps)]
+        self.timesteps = timestep_buckets(self.model.action_head, 1, self.device)
         self.embodiment = torch.full((1,), self.embodiment_id, dtype=torch.long, device=self.device)
 
     # ---- preprocessing -------------------------------------------------------------------------------------
@@ -325,44 +324,36 @@ class FastEngine(ChunkPolicy):
         # GR00T takes hidden_states[select_layer] after truncating the LLM to select_layer layers: the last one.
         return backbone.eagle_linear(hidden.last_hidden_state)
 
-    def _denoise(self, features: Any, state: Any, noise: Any) -> Any:
-        """FlowmatchingActionHead.get_action's Euler loop, with per-call constants hoisted and K/V cached."""
-        import torch
-
+    def _denoise(self, features: Any, state: Any, noise: Any, plan: PrefixPlan | None = None) -> Any:
+        """FlowmatchingActionHead.get_action's Euler loop (policy/rtc.py, steered by an RTC plan when given), with
+        per-call constants hoisted and K/V cached."""
         head = self.model.action_head
         vl = head.vl_self_attention(head.vlln(features))
         state_features = head.state_encoder(state, self.embodiment)
-        future = head.future_tokens.weight.unsqueeze(0)
-        positions = head.position_embedding.weight[: head.action_horizon].unsqueeze(0) \
-            if head.config.add_pos_embed else 0
-        actions = noise
         if self.kv is not None:
             self.kv.bind(vl)
         try:
-            for t in self.timesteps:
-                action_features = head.action_encoder(actions, t, self.embodiment) + positions
-                tokens = torch.cat((state_features, future, action_features), dim=1)
-                out = head.model(hidden_states=tokens, encoder_hidden_states=vl, timestep=t)
-                velocity = head.action_decoder(out, self.embodiment)[:, -head.action_horizon:]
-                actions = actions + self.dt * velocity
+            return euler_denoise(head, vl, state_features, noise, self.timesteps, self.embodiment, plan)
         finally:
             if self.kv is not None:
                 self.kv.release()
-        return actions
 
     def _graphed(self, name: str, key: tuple, fn: Callable[..., Any], *inputs: Any) -> Any:
         if (name, key) not in self.graphs:
             self.graphs[(name, key)] = GraphedCall(fn, inputs)
         return self.graphs[(name, key)](*inputs)
 
-    def predict(self, obs: Observation, seed: int | None = None, clock: StageClock | None = None) -> Prediction:
+    def predict(self, obs: Observation, seed: int | None = None, prefix: ChunkPrefix | None = None,
+                clock: StageClock | None = None) -> Prediction:
         """One chunk, timed per stage (preprocess, backbone, action_head, denormalize; `clock`: one whose marks
         synchronise the device, for the bench). The noise is drawn like the stock path's, so the same seed gives
-        the same chunk."""
+        the same chunk. With a prefix, the head runs the RTC loop (policy/rtc.py; not captured in a CUDA graph)."""
         import torch
 
         clock = clock or StageClock()
         self.checkpoint.check_observation(obs)
+        if prefix is not None:
+            check_prefix(prefix, self.checkpoint.stats.action.dim)
         head = self.model.action_head
         with torch.no_grad(), seeded(seed, self.checkpoint.device), \
                 torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
@@ -377,13 +368,20 @@ class FastEngine(ChunkPolicy):
             # The stock head draws its noise in the backbone features' dtype, fp32 in LeRobot's both modes.
             noise = torch.randn((1, head.action_horizon, head.action_dim), dtype=torch.float32, device=self.device)
             noise = noise.to(self.input_dtype if not self.autocast else torch.float32)
-            if self.options.cuda_graphs:
+            plan = None if prefix is None else PrefixPlan.build(
+                prefix, self.rtc, self.checkpoint.stats.action.normalize, head.action_horizon, head.action_dim,
+                self.device, noise.dtype)
+            if plan is not None:
+                actions = self._denoise(features, state, noise, plan)
+            elif self.options.cuda_graphs:
                 actions = self._graphed("head", (features.shape,), self._head_fn, features, state, noise)
             else:
                 actions = self._head_fn(features, state, noise)
             clock.mark("action_head")
             normalized = actions[0, :, : self.checkpoint.stats.action.dim].float().cpu().numpy()
         chunk = self.checkpoint.stats.action.denormalize(normalized)
+        if plan is not None:
+            normalized, chunk = frozen_rows(normalized, chunk, prefix, plan)
         clock.mark("denormalize")
         return Prediction(normalized=normalized, chunk=chunk, timings=clock.timings())
 

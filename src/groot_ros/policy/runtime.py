@@ -22,11 +22,13 @@ import numpy as np
 
 from groot_ros.core.layout import Layout, stats_problems
 from groot_ros.core.observation import Observation
+from groot_ros.core.prefix import ChunkPrefix
 from groot_ros.policy.action_heads import ActionHeadSpec, HeadError, detect_head, head_problems, read_weight_shapes
 from groot_ros.policy.assets import AssetError, find_base_config, find_eagle_assets, stage_processor_dir
 from groot_ros.policy.attention import AttentionChoice, attention_override, choose_attention, verify_attention
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, check_observation
 from groot_ros.policy.checkpoint import CheckpointError, CheckpointStats, LoadedCheckpointInfo, inspect_checkpoint
+from groot_ros.policy.rtc import RtcOptions
 from groot_ros.policy.stock import StockEngine
 
 log = logging.getLogger(__name__)
@@ -214,6 +216,17 @@ class GrootRuntime(ChunkPolicy):
     def __init__(self, checkpoint: LoadedCheckpoint, engine: ChunkPolicy | None = None):
         self.checkpoint = checkpoint
         self.engine: ChunkPolicy = engine or StockEngine(checkpoint)
+        self._rtc = RtcOptions()
+
+    @property
+    def rtc(self) -> RtcOptions:
+        """How a real-time-chunking prefix is honoured (policy/rtc.py), by whichever engine predicts."""
+        return self._rtc
+
+    @rtc.setter
+    def rtc(self, options: RtcOptions) -> None:
+        self._rtc = options
+        self.engine.rtc = options
 
     def __getattr__(self, name: str) -> Any:
         if name == "checkpoint":  # not yet set (e.g. while unpickling): no recursion
@@ -237,6 +250,7 @@ class GrootRuntime(ChunkPolicy):
         from groot_ros.policy.fast import FastOptions, fast_engine
 
         self.engine = fast_engine(self.checkpoint, options or FastOptions())
+        self.engine.rtc = self._rtc
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -247,8 +261,8 @@ class GrootRuntime(ChunkPolicy):
     def expects(self) -> PolicyInputs:
         return self.checkpoint.expects
 
-    def predict(self, obs: Observation, seed: int | None = None) -> Prediction:
-        return self.engine.predict(obs, seed)
+    def predict(self, obs: Observation, seed: int | None = None, prefix: ChunkPrefix | None = None) -> Prediction:
+        return self.engine.predict(obs, seed, prefix)
 
     def reset(self) -> None:
         self.engine.reset()
