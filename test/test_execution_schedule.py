@@ -193,3 +193,65 @@ def test_window_and_stride_are_applied(layout, rows):
     assert sched.command_at(end_time - TICK)[1].source == "chunk"
     cmd, info = sched.command_at(end_time)
     assert info.source == "stall" and cmd[mask][0] == pytest.approx(0.1 * last_row)
+
+
+# -- blend rtc: the plan under way as the next chunk's prefix ------------------------------------------------------
+
+def _rtc_scheduler(layout, **rtc):
+    from groot_ros.execution.config import RtcConfig
+
+    return ChunkScheduler(layout, ExecutionConfig(ramp_time=0.0, blend="rtc"), RtcConfig(**rtc))
+
+
+def test_rtc_prefix_is_the_plan_at_the_new_rows_with_the_measured_delay(layout):
+    sched = _rtc_scheduler(layout, initial_delay_s=0.15, prefix_rows=16, delay_percentile=100)
+    sched.reset(np.zeros(layout.action_dim), 0.0)
+    assert sched.prefix_for(0.0) is None  # nothing under way yet
+    chunk = _chunk(layout)
+    sched.inference_started(0.0)
+    assert sched.submit(chunk, observation_time=0.0, now=0.12).accepted
+    sched.inference_started(0.95)
+    prefix = sched.prefix_for(0.95)
+    assert prefix.delay_steps == 2  # the first delay (0.12 s measured), in 0.1 s steps, rounded up
+    assert prefix.actions.shape == (7, layout.action_dim)  # rows at 0.95 .. 1.55: the plan ends at 1.6
+    mask = layout.action_interpolation_mask()
+    planned = np.minimum(0.1 * (9.5 + np.arange(7)), 1.5)  # the last row (1.5 s) holds to the plan's end
+    np.testing.assert_allclose(prefix.actions[:, mask], np.broadcast_to(planned[:, None], (7, mask.sum())), rtol=1e-6)
+    assert sched.stats.prefixes == 1
+    short = _rtc_scheduler(layout, prefix_rows=3)
+    short.reset(np.zeros(layout.action_dim), 0.0)
+    short.submit(chunk, observation_time=0.0, now=0.3)
+    short_prefix = short.prefix_for(0.4)  # measured delay 0.3 s: 3 steps, all 3 rows frozen
+    assert short_prefix.actions.shape[0] == 3 and short_prefix.delay_steps == 3
+
+
+def test_rtc_chunk_that_keeps_the_prefix_takes_over_without_a_jump_and_one_without_is_crossfaded(layout):
+    mask = layout.action_interpolation_mask()
+    sched = _rtc_scheduler(layout)
+    sched.reset(np.zeros(layout.action_dim), 0.0)
+    sched.submit(_chunk(layout), observation_time=0.0, now=0.1)
+    commands = list(_run(sched, 0.1, 0.9))
+    sched.inference_started(0.9)
+    prefix = sched.prefix_for(0.9)
+    new = _chunk(layout, slope=0.3, offset=0.0)  # a different plan after the frozen rows
+    new[: prefix.delay_steps] = prefix.actions[: prefix.delay_steps]
+    new[prefix.delay_steps:, mask] = prefix.actions[prefix.delay_steps - 1, mask] + 0.1 * np.arange(
+        1, len(new) - prefix.delay_steps + 1)[:, None]
+    commands += list(_run(sched, 0.9, 1.05))
+    result = sched.submit(new, observation_time=0.9, now=1.05)
+    command, info = sched.command_at(1.05)
+    assert result.accepted and info.source == "chunk"  # no blend: it continues the plan
+    commands += [command] + list(_run(sched, 1.06, 1.5))
+    steps = np.abs(np.diff(np.asarray(commands)[:, mask], axis=0)).max()
+    assert steps <= 0.1 * TICK / 0.1 + 1e-9  # never more than the plan's own per-tick motion
+    # The policy could not use a prefix (none handed): cross-faded as with blend crossfade.
+    sched.inference_started(1.5)
+    sched.submit(_chunk(layout, offset=5.0), observation_time=1.5, now=1.6)
+    assert sched.command_at(1.61)[1].source == "crossfade"
+
+
+def test_rtc_needs_async_mode():
+    from groot_ros.execution.config import ExecutionConfigError
+
+    with pytest.raises(ExecutionConfigError, match="blend rtc needs mode async"):
+        ExecutionConfig(blend="rtc", mode="sync")

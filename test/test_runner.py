@@ -271,3 +271,31 @@ def test_a_dead_worker_holds_and_start_restarts_it():
     restarted = rig.runner.start(lambda: not stop.is_set())
     assert restarted.ok and "restarted" in restarted.message and rig.runner.worker_alive
     stop.set()
+
+
+def test_blend_rtc_hands_the_policy_the_plan_under_way_with_the_measured_delay():
+    """blend: rtc in simulated time: the first chunk has nothing to continue; each later call gets the plan at the
+    new observation's row times, its delay rows from the measured observation-to-takeover time (0.15 s -> 2 rows
+    of 0.1 s), and a chunk that keeps them takes over without a blend."""
+
+    class PrefixPolicy(SimPolicy):
+        prefixes: list = []
+
+        def predict_chunk(self, obs, seed=None, prefix=None):
+            self.prefixes.append(prefix)
+            chunk = super().predict_chunk(obs, seed)
+            if prefix is not None:
+                chunk[: prefix.delay_steps] = prefix.actions[: prefix.delay_steps]
+            return chunk
+
+    rig = Rig(execution={"blend": "rtc"})
+    rig.policy = rig.runner.policy = PrefixPolicy(rig.clock, rig.policy.pose, rig.layout.chunk_size, latency=0.15)
+    assert rig.runner.start().ok
+    rig.run(4.0)
+    prefixes = rig.policy.prefixes
+    assert len(prefixes) >= 4 and prefixes[0] is None
+    later = prefixes[2:]
+    assert all(p is not None and p.delay_steps == 2 for p in later)
+    np.testing.assert_allclose(later[-1].actions, np.tile(rig.policy.pose, (len(later[-1].actions), 1)), atol=1e-6)
+    assert rig.runner.control.scheduler.stats.prefixes == len(prefixes) - 1
+    assert rig.runner.status().stall_ticks == 0

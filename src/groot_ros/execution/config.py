@@ -17,7 +17,7 @@ import yaml
 from groot_ros.core.paths import config_dir
 
 MODES = ("async", "sync")
-BLENDS = ("none", "crossfade", "lowpass")
+BLENDS = ("none", "crossfade", "lowpass", "rtc")
 
 C = TypeVar("C")
 
@@ -96,6 +96,8 @@ class ExecutionConfig:
             problems.append(f"lowpass_alpha must be in (0, 1), got {self.lowpass_alpha!r}")
         if not (isinstance(self.time_offset_s, (int, float)) and math.isfinite(self.time_offset_s)):
             problems.append(f"time_offset_s must be a finite number, got {self.time_offset_s!r}")
+        if self.blend == "rtc" and self.mode != "async":
+            problems.append("blend rtc needs mode async (in sync mode the robot waits: there is no plan under way)")
         _raise_if(problems, "execution")
 
     @property
@@ -202,7 +204,27 @@ class StartupConfig:
         _raise_if(problems, "startup")
 
 
-SECTIONS = ("execution", "safety", "watchdog", "startup")
+@dataclass(frozen=True)
+class RtcConfig:
+    """What the core hands the policy with `blend: rtc` (core/prefix.py ChunkPrefix): how much of the plan under
+    way, and how many of its rows will have run before the new chunk takes over (from measured latency)."""
+
+    prefix_rows: int = 16
+    delay_percentile: float = 90.0
+    delay_window: int = 20
+    initial_delay_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _integer(problems, "prefix_rows", self.prefix_rows, 1)
+        _integer(problems, "delay_window", self.delay_window, 1)
+        _positive(problems, "initial_delay_s", self.initial_delay_s, allow_zero=True)
+        if not (isinstance(self.delay_percentile, (int, float)) and 0 <= self.delay_percentile <= 100):
+            problems.append(f"delay_percentile must be in [0, 100], got {self.delay_percentile!r}")
+        _raise_if(problems, "rtc")
+
+
+SECTIONS = ("execution", "safety", "watchdog", "startup", "rtc")
 
 
 @dataclass(frozen=True)
@@ -211,6 +233,7 @@ class ExecutionSettings:
     safety: SafetyConfig = SafetyConfig()
     watchdog: WatchdogConfig = WatchdogConfig()
     startup: StartupConfig = StartupConfig()
+    rtc: RtcConfig = RtcConfig()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "ExecutionSettings":
@@ -219,7 +242,8 @@ class ExecutionSettings:
         if unknown:
             raise ExecutionConfigError(f"unknown execution config sections {unknown}; known: {', '.join(SECTIONS)}")
         return cls(from_dict(ExecutionConfig, data.get("execution")), from_dict(SafetyConfig, data.get("safety")),
-                   from_dict(WatchdogConfig, data.get("watchdog")), from_dict(StartupConfig, data.get("startup")))
+                   from_dict(WatchdogConfig, data.get("watchdog")), from_dict(StartupConfig, data.get("startup")),
+                   from_dict(RtcConfig, data.get("rtc")))
 
 
 def load_execution_settings(path: str | Path | None = None,

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from groot_ros.core.prefix import ChunkPrefix
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler, SubmitResult
@@ -43,7 +44,7 @@ class ControlStep:
                  machine: StateMachine | None = None):
         self.layout = layout
         self.settings = settings
-        self.scheduler = ChunkScheduler(layout, settings.execution)
+        self.scheduler = ChunkScheduler(layout, settings.execution, settings.rtc)
         self.safety = SafetyEnvelope(layout, settings.safety, settings.execution.control_rate)
         self.watchdog = Watchdog(settings.watchdog)
         self.machine = machine if machine is not None else StateMachine(RUNNING)
@@ -98,6 +99,10 @@ class ControlStep:
 
     def inference_started(self, now: float) -> None:
         self.scheduler.inference_started(now)
+
+    def prefix_for(self, observation_time: float) -> ChunkPrefix | None:
+        """blend rtc: what the policy must continue (execution/schedule.py ChunkScheduler.prefix_for); else None."""
+        return self.scheduler.prefix_for(observation_time)
 
     def submit(self, chunk: np.ndarray, observation_time: float, now: float) -> SubmitResult:
         if self.machine.state != RUNNING:

@@ -25,6 +25,7 @@ from groot_ros.core.latency import LatencyStats
 from groot_ros.core.layout import Layout
 from groot_ros.core.observation import Observation
 from groot_ros.core.observation_log import ObservationLog
+from groot_ros.core.prefix import ChunkPrefix
 from groot_ros.core.store import ObservationStore
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.control_step import ControlStep, Tick
@@ -43,7 +44,8 @@ class Interrupted(RuntimeError):
 class Policy(Protocol):
     """What the runner calls of a ChunkPolicy (policy/base.py; execution/ does not import policy/)."""
 
-    def predict_chunk(self, obs: Observation, seed: int | None = None) -> np.ndarray: ...
+    def predict_chunk(self, obs: Observation, seed: int | None = None,
+                      prefix: ChunkPrefix | None = None) -> np.ndarray: ...
 
 
 class Sequences(Protocol):
@@ -273,9 +275,10 @@ class PolicyRunner:
         with self._lock:
             self.control.inference_started(now)
             core = self.control
+            prefix = core.prefix_for(obs.stamp)  # blend rtc: the plan under way, for the chunk to continue
         t_model = self.clocks.perf()
         try:
-            chunk = self.policy.predict_chunk(obs, seed=self.seed)
+            chunk = self.policy.predict_chunk(obs, seed=self.seed, **({"prefix": prefix} if prefix is not None else {}))
         except Exception as exc:  # noqa: BLE001 - counted and held by the watchdog, never crashes the node
             error = f"{type(exc).__name__}: {exc}"
             self._throttle("error", "inference failed: " + error, 2.0, "inference")

@@ -5,20 +5,28 @@ the rows that elapsed while the model ran are skipped (latency compensation). In
 stood still during inference, so row 0 is the time the chunk arrived. A new chunk takes over at once
 but is blended with what was being commanded, so a boundary is never a jump; when no chunk covers
 `now`, the last command is held and the tick counted as a stall.
+
+With `blend: rtc` (real-time chunking) the chunk is not blended: the scheduler hands the policy the plan under
+way as a prefix (`prefix_for`, at the new observation's time, at the model's step) with the rows that will run
+before the chunk can take over (from the measured latency), and the policy returns a chunk that keeps those rows
+and continues from them. A chunk computed without a prefix (the plan ran out, or the policy could not) is
+cross-faded instead.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from groot_ros.execution.config import ExecutionConfig
-from groot_ros.execution.resample import Trajectory, chunk_trajectory
 from groot_ros.core.layout import Layout
+from groot_ros.core.prefix import ChunkPrefix
+from groot_ros.execution.config import ExecutionConfig, RtcConfig
+from groot_ros.execution.resample import Trajectory, chunk_trajectory
 
 
 class _Source(Protocol):
@@ -97,6 +105,7 @@ class SchedulerStats:
     rejected: dict[str, int] = field(default_factory=dict)
     last_latency_s: float | None = None
     max_latency_s: float = 0.0
+    prefixes: int = 0  # blend rtc: chunks requested with the plan under way as their prefix
 
 
 class ChunkScheduler:
@@ -105,8 +114,9 @@ class ChunkScheduler:
     Both are safe to call from different threads; the lock is held only for a few arithmetic operations.
     """
 
-    def __init__(self, layout: Layout, config: ExecutionConfig):
+    def __init__(self, layout: Layout, config: ExecutionConfig, rtc: RtcConfig = RtcConfig()):
         self.config = config
+        self.rtc = rtc
         self.dim = layout.action_dim
         self.chunk_size = layout.chunk_size
         self.step_dt = config.model_action_dt or layout.model_action_dt
@@ -122,6 +132,8 @@ class ChunkScheduler:
         self._min_obs_time = -math.inf
         self._last: np.ndarray | None = None
         self._pending_since: float | None = None
+        self._pending_prefix = False  # the pending inference was handed a prefix
+        self._delays: deque[float] = deque(maxlen=rtc.delay_window)  # observation -> takeover, accepted chunks
 
     # -- control side ---------------------------------------------------------------------------------
 
@@ -175,6 +187,28 @@ class ChunkScheduler:
             self._pending_since = now
             self.stats.inference_requests += 1
 
+    def prefix_for(self, observation_time: float) -> ChunkPrefix | None:
+        """blend rtc: the plan under way at the new chunk's row times (observation_time + k * step, as long as the
+        plan covers them, at most `rtc.prefix_rows`), and how many of those rows run before the new chunk takes
+        over: the `delay_percentile` of recent observation-to-takeover delays, in model steps, rounded up. None
+        when there is no plan to continue (other blends, before the first chunk, after a reset or a stall)."""
+        with self._lock:
+            self._pending_prefix = False
+            if self.config.blend != "rtc" or self._end is None or self._ramp_pending:
+                return None
+            row0 = observation_time + self.config.time_offset_s
+            times = row0 + np.arange(self.rtc.prefix_rows) * self.step_dt
+            times = times[times < self._end - 1e-9]
+            if times.size == 0 or isinstance(self._source, _Hold):
+                return None
+            actions = np.stack([self._source.sample(float(t)) for t in times]).astype(np.float32)
+            delay = self.rtc.initial_delay_s if not self._delays else \
+                float(np.percentile(np.asarray(self._delays), self.rtc.delay_percentile))
+            steps = min(int(math.ceil(delay / self.step_dt - 1e-9)), times.size)
+            self._pending_prefix = True
+            self.stats.prefixes += 1
+            return ChunkPrefix(actions, steps)
+
     @property
     def pending_since(self) -> float | None:
         return self._pending_since
@@ -202,6 +236,7 @@ class ChunkScheduler:
                 return self._rejected(now, f"late: the whole chunk elapsed, {now - observation_time:.3f} s "
                                            f"after its observation", skipped)
             self._source = self._takeover(traj, now)
+            self._delays.append(now - observation_time)
             self._end = traj.end_time
             self._ramp_pending = False
             self._chunk_id += 1
@@ -219,7 +254,9 @@ class ChunkScheduler:
             if cfg.ramp_time <= 0:
                 return traj
             return _Blend(traj, _Hold(self._last), None, now, cfg.ramp_time, None, rate, "ramp")
-        if cfg.blend == "crossfade":
+        if cfg.blend == "rtc" and self._pending_prefix:
+            return traj  # the chunk continues the plan under way (its delay rows are the plan's)
+        if cfg.blend in ("crossfade", "rtc"):
             return _Blend(traj, self._source, None, now, cfg.crossfade_ticks / rate, None, rate, "crossfade")
         if cfg.blend == "lowpass":
             gap = self._last - traj.sample(now)
@@ -229,6 +266,7 @@ class ChunkScheduler:
     def _finish_inference(self, now: float) -> float | None:
         latency = None if self._pending_since is None else now - self._pending_since
         self._pending_since = None
+        self._pending_prefix = False
         if latency is not None:
             self.stats.last_latency_s = latency
             self.stats.max_latency_s = max(self.stats.max_latency_s, latency)
