@@ -21,6 +21,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim_loop(args: argparse.Namespace) -> int:
+    """The closed loop without ROS in simulated time, every blend at every latency: the comparison table."""
+    import json
+
+    from groot_ros.core.layout import load_layout
+    from groot_ros.demo.sim_loop import TABLE_HEADER, LoopConfig, compare, unseen_boxes
+    from groot_ros.execution.config import load_execution_settings
+    from groot_ros.policy.loading import load_policy
+    from groot_ros.sim.standin_model import load_sim_config
+
+    layout = load_layout(args.layout, robot=args.robot, topics="sim")
+    policy = load_policy(args.checkpoint, layout, fast=not args.stock)
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    base = load_execution_settings(args.execution_config)
+    print("\n".join(TABLE_HEADER), flush=True)
+    cells = compare(policy, layout, base, load_sim_config(robot=args.robot), args.blend,
+                    [ms / 1e3 for ms in args.latency_ms], unseen_boxes(args.boxes, args.seed),
+                    LoopConfig(seconds=args.seconds, task=args.task),
+                    progress=lambda row: print(row, flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps([c.__dict__ for c in cells], indent=1))
+    return 0
+
+
 def cmd_record_demos(args: argparse.Namespace) -> int:
     from groot_ros.demo.recording import RecordError, RecordOptions, record
 
@@ -51,6 +78,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default=d.task)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sim-loop", help="closed loop without ROS in simulated time (stand-in core, the node's "
+                                        "execution core, the policy, injected latency): blends x latencies table")
+    p.add_argument("--checkpoint", default="artifacts/demo/3_training/run/checkpoints/last/pretrained_model",
+                   help="default: the one `make demo` trained")
+    p.add_argument("--layout", default="depalletize")
+    p.add_argument("--robot", default="4_pro")
+    p.add_argument("--blend", nargs="+", default=["none", "crossfade", "lowpass", "rtc"],
+                   help="none | crossfade | lowpass | rtc (guided) | rtc-prefix (GR00T's prefix method)")
+    p.add_argument("--latency-ms", type=float, nargs="+", default=[0, 100, 300, 500],
+                   help="observation -> chunk at the core, in simulated time")
+    p.add_argument("--boxes", type=int, default=20, help="unseen boxes per cell (the demo's closed-loop boxes)")
+    p.add_argument("--seconds", type=float, default=DemoConfig.closed_loop_seconds, help="longest episode")
+    p.add_argument("--execution-config", help="default: config/execution.yaml (its blend is replaced per cell)")
+    p.add_argument("--stock", action="store_true", help="LeRobot's inference path instead of groot_ros's fast one")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--task", default=DEFAULT_TASK)
+    p.add_argument("--seed", type=int, default=0, help="which unseen boxes (the demo's seed)")
+    p.add_argument("--json", help="also write the table's cells here")
+    p.set_defaults(func=cmd_sim_loop)
 
     p = sub.add_parser("record-demos", help="record scripted depalletize demonstrations on the stand-in sim as "
                                             "rosbags (one per episode) with a bag2lerobot --task-map")

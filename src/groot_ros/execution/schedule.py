@@ -9,8 +9,9 @@ but is blended with what was being commanded, so a boundary is never a jump; whe
 With `blend: rtc` (real-time chunking) the chunk is not blended: the scheduler hands the policy the plan under
 way as a prefix (`prefix_for`, at the new observation's time, at the model's step) with the rows that will run
 before the chunk can take over (from the measured latency), and the policy returns a chunk that keeps those rows
-and continues from them. A chunk computed without a prefix (the plan ran out, or the policy could not) is
-cross-faded instead.
+and continues from them; what is left between the two at the takeover (the guided rows are close to the plan,
+not equal) is cross-faded over `crossfade_ticks`. A chunk computed without a prefix (the plan ran out, before
+the first chunk) is cross-faded as with blend crossfade.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class _Blend:
 
 @dataclass(frozen=True)
 class TickInfo:
-    source: str  # waiting (no chunk since reset) | ramp | crossfade | lowpass | chunk | stall
+    source: str  # waiting (no chunk since reset) | ramp | crossfade | lowpass | rtc | chunk | stall
     chunk_id: int  # 0 before the first chunk
     remaining_s: float  # horizon left in the active chunk (0 when none)
 
@@ -254,8 +255,8 @@ class ChunkScheduler:
             if cfg.ramp_time <= 0:
                 return traj
             return _Blend(traj, _Hold(self._last), None, now, cfg.ramp_time, None, rate, "ramp")
-        if cfg.blend == "rtc" and self._pending_prefix:
-            return traj  # the chunk continues the plan under way (its delay rows are the plan's)
+        if cfg.blend == "rtc" and self._pending_prefix:  # it continues the plan: only a residual left to fade
+            return _Blend(traj, self._source, None, now, cfg.crossfade_ticks / rate, None, rate, "rtc")
         if cfg.blend in ("crossfade", "rtc"):
             return _Blend(traj, self._source, None, now, cfg.crossfade_ticks / rate, None, rate, "crossfade")
         if cfg.blend == "lowpass":
