@@ -33,6 +33,10 @@ def cmd_sim_loop(args: argparse.Namespace) -> int:
 
     layout = load_layout(args.layout, robot=args.robot, topics="sim")
     policy = load_policy(args.checkpoint, layout, fast=not args.stock)
+    if args.rtc_guidance is not None:
+        from dataclasses import replace
+
+        policy.rtc = replace(policy.rtc, max_guidance_weight=args.rtc_guidance)
     if args.torch_threads:
         import torch
 
@@ -92,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", type=int, default=20, help="unseen boxes per cell (the demo's closed-loop boxes)")
     p.add_argument("--seconds", type=float, default=DemoConfig.closed_loop_seconds, help="longest episode")
     p.add_argument("--execution-config", help="default: config/execution.yaml (its blend is replaced per cell)")
+    p.add_argument("--rtc-guidance", type=float, help="rtc: the guided method's max guidance weight (default: "
+                                                       "policy/rtc.py RtcOptions)")
     p.add_argument("--stock", action="store_true", help="LeRobot's inference path instead of groot_ros's fast one")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--task", default=DEFAULT_TASK)
