@@ -37,20 +37,27 @@ def eval_boxes(seed: int, count: int) -> list[tuple[float, float]]:
             for k in range(count)]
 
 
-def chunk_boundary_steps(chunks: Sequence[tuple[float, float, np.ndarray]], dims: slice) -> np.ndarray:
-    """How far each new chunk starts from where the previous chunk's plan was at that moment (max over `dims`).
+def chunk_boundary_steps(chunks: Sequence[tuple], dims: slice) -> np.ndarray:
+    """How far each new chunk is from the previous chunk's plan at the moment it takes over (max over `dims`).
 
-    chunks: (observation time, row spacing, rows x dims) in arrival order. The previous chunk is interpolated
-    at the new chunk's observation time; a jump there is what the node's blending has to absorb.
+    chunks: (observation time, row spacing, rows x dims[, latency]) in arrival order; the chunk takes over at its
+    observation time + latency (0 when not given), where both chunks are interpolated between rows. That jump is
+    what the node's blending has to absorb; with real-time chunking the rows before the takeover are the plan's by
+    construction, so the step is measured there and not at the observation time.
     """
+    def at(t0: float, dt: float, rows: np.ndarray, t: float) -> np.ndarray | None:
+        x = (t - t0) / dt
+        if x < 0 or x > len(rows) - 1:
+            return None
+        k = min(int(x), len(rows) - 2)
+        return rows[k] + (rows[k + 1] - rows[k]) * (x - k)
+
     steps = []
-    for (t0, dt, a), (t1, _dt, b) in zip(chunks, chunks[1:]):
-        x = (t1 - t0) / dt
-        if x < 0 or x > len(a) - 1:
-            continue
-        k = min(int(x), len(a) - 2)
-        planned = a[k] + (a[k + 1] - a[k]) * (x - k)
-        steps.append(float(np.max(np.abs(b[0, dims] - planned[dims]))))
+    for old, new in zip(chunks, chunks[1:]):
+        takeover = new[0] + (new[3] if len(new) > 3 else 0.0)
+        planned, starts = at(*old[:3], takeover), at(*new[:3], takeover)
+        if planned is not None and starts is not None:
+            steps.append(float(np.max(np.abs(starts[dims] - planned[dims]))))
     return np.asarray(steps)
 
 
@@ -73,7 +80,7 @@ class EpisodeLog:
     claw_t: list = None
     claw: list = None
     phases: list = None  # (t, phase) on change
-    chunks: list = None  # (observation time from start, row spacing, rows)
+    chunks: list = None  # (observation time from start, row spacing, rows, inference latency)
     clamps: int = 0
 
     def __post_init__(self) -> None:
@@ -124,7 +131,8 @@ class Recorder:
 
         def on_chunk(msg: Any) -> None:
             rows = np.asarray(msg.data).reshape(msg.steps, msg.dims)
-            self._add(lambda log, _t: log.chunks.append((msg.observation_stamp.to_sec() - self.t0, msg.step_dt, rows)))
+            self._add(lambda log, _t: log.chunks.append((msg.observation_stamp.to_sec() - self.t0, msg.step_dt, rows,
+                                                         msg.inference_latency)))
 
         def on_status(msg: Any) -> None:  # the count restarts with every ~start; stopped/idle: the last run's
             if msg.state not in ("stopped", "idle"):
@@ -220,8 +228,9 @@ def success_table(results: dict[str, list[dict]]) -> list[str]:
     return rows
 
 
-def save(out: Path, results: dict[str, list[EpisodeLog]], arm_dims: slice, demo_largest_step: float) -> dict:
-    data = {"demo_largest_step": demo_largest_step,
+def save(out: Path, results: dict[str, list[EpisodeLog]], arm_dims: slice, demo_largest_step: float,
+         blend: str) -> dict:
+    data = {"demo_largest_step": demo_largest_step, "blend": blend,
             "policies": {p: [log.to_json(arm_dims) for log in logs] for p, logs in results.items()}}
     (out / "episodes.json").write_text(json.dumps(data))
     return data

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import yaml
 
 from groot_ros.core.layout import Layout, load_layout
 from groot_ros.core.observation import DEFAULT_TASK
+from groot_ros.core.paths import package_root
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ class DemoConfig:
     closed_loop_seconds: float = 12.0  # per episode at most (it ends when the box is placed)
     seed: int = 0
     task: str = DEFAULT_TASK
+    sim_loop_boxes: int = 0  # > 0: also run the sim-loop blends x latencies table on the trained checkpoint (about
+    # 0.5 s per box and cell); 0: the report shows the committed table (docs/rtc_sim_loop.json)
 
     @property
     def held_out(self) -> int:
@@ -256,7 +260,38 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
     columns = open_dataset(data / "train").hf_dataset.select_columns(["action", "episode_index"])[:]
     actions, episode = np.asarray(columns["action"]), np.asarray(columns["episode_index"])
     demo_step = max(largest_step(actions[episode == e], arms) for e in np.unique(episode))
-    save(out, {p: results[p] for p in ("trained", "untrained", "hold")}, arms, demo_step)
+    save(out, {p: results[p] for p in ("trained", "untrained", "hold")}, arms, demo_step, sim_blend())
+
+
+SIM_LOOP_BLENDS = ("none", "crossfade", "lowpass", "rtc")
+SIM_LOOP_LATENCIES_S = (0.0, 0.1, 0.3, 0.5)
+COMMITTED_BLEND_TABLE = "docs/rtc_sim_loop.json"
+
+
+def sim_loop(cfg: DemoConfig, trained: Path, out: Path, layout: Layout) -> None:
+    """Every blend at every latency on the trained checkpoint, in simulated time (demo/sim_loop.py)."""
+    import dataclasses
+
+    from groot_ros.demo.sim_loop import LoopConfig, compare, unseen_boxes
+    from groot_ros.execution.config import load_execution_settings
+    from groot_ros.policy.loading import load_policy
+    from groot_ros.sim.standin_model import load_sim_config
+
+    policy = load_policy(trained / "run" / "checkpoints" / "last" / "pretrained_model", layout, fast=True)
+    cells = compare(policy, layout, load_execution_settings(), load_sim_config(), SIM_LOOP_BLENDS,
+                    SIM_LOOP_LATENCIES_S, unseen_boxes(cfg.sim_loop_boxes, cfg.seed),
+                    LoopConfig(seconds=cfg.closed_loop_seconds, task=cfg.task),
+                    progress=lambda row: print(f"[demo] sim-loop {row}", flush=True))
+    (out / "cells.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=1))
+
+
+def sim_blend() -> str:
+    """The blend the closed loop's node runs: config/execution.yaml with sim_depalletize.launch's overrides."""
+    from groot_ros.core.paths import config_dir
+    from groot_ros.execution.config import load_execution_settings
+
+    sim = yaml.safe_load((config_dir() / "execution_sim.yaml").read_text()) or {}
+    return load_execution_settings(None, sim).execution.blend
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -275,8 +310,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     evals = stages.run("4_evaluation", {"seed": cfg.seed},
                        lambda out: evaluate(cfg, data, model, out, layout), upstream=(data, model))
     loop = stages.run("5_closed_loop", {"seconds": cfg.closed_loop_seconds, "episodes": cfg.closed_loop_episodes,
-                                        "task": cfg.task, "seed": cfg.seed},
+                                        "task": cfg.task, "seed": cfg.seed, "blend": sim_blend()},
                       lambda out: closed_loop(cfg, data, model, out, layout), upstream=(data, model))
-    report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings)
+    blends = package_root() / COMMITTED_BLEND_TABLE
+    if cfg.sim_loop_boxes > 0:
+        blends = stages.run("6_sim_loop", {"boxes": cfg.sim_loop_boxes, "seconds": cfg.closed_loop_seconds,
+                                           "task": cfg.task, "seed": cfg.seed},
+                            lambda out: sim_loop(cfg, model, out, layout), upstream=(model,)) / "cells.json"
+    report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings, blends, cfg.sim_loop_boxes > 0)
     print(f"\n[demo] report: {report}")
     return report

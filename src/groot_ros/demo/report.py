@@ -104,8 +104,8 @@ def closed_loop_section(loop: Path, bags: Path, layout: Layout, report: Path) ->
                      "clamps_per_s": clamps / duration if duration else 0.0}
     if len(steps):
         figures.update(boundary_step_p99=float(np.percentile(steps, 99)), boundary_step_max=float(steps.max()))
-        lines += ["", f"Trained, {len(steps)} chunk boundaries: how far each new chunk starts from the previous "
-                      f"chunk's plan at that moment (arms): p99 **{figures['boundary_step_p99']:.3f} rad**, max "
+        lines += ["", f"Trained, {len(steps)} chunk boundaries: how far each new chunk is from the previous "
+                      f"chunk's plan at the moment it takes over (arms; blend {data.get('blend', 'crossfade')}): p99 **{figures['boundary_step_p99']:.3f} rad**, max "
                       f"{figures['boundary_step_max']:.3f} rad. The demonstrations' largest step between frames is "
                       f"{data['demo_largest_step']:.3f} rad; x 2 = {limit:.3f} rad: "
                       + ("within it." if figures["boundary_step_max"] <= limit else "**exceeded**.")]
@@ -136,8 +136,27 @@ def _component_table(metrics: dict, layout: Layout) -> list[str]:
     return rows
 
 
+def blend_section(cells_json: Path | None, ran_here: bool) -> list[str]:
+    """The blends x latencies table of `sim-loop`: this run's when the demo ran it, else the committed one."""
+    from groot_ros.demo.sim_loop import TABLE_HEADER, CellSummary
+
+    lines = ["## Chunk boundaries: blends and real-time chunking (sim-loop)", ""]
+    if cells_json is None or not cells_json.is_file():
+        return lines + ["(no sim-loop table: run `python -m groot_ros sim-loop`, docs/rtc.md)", ""]
+    cells = [CellSummary(**c) for c in json.loads(cells_json.read_text())]
+    boxes = sorted({c.boxes for c in cells})
+    source = ("this run's trained checkpoint" if ran_here else
+              f"a `make demo` checkpoint, committed in {cells_json.name} (docs/rtc.md; `--sim-loop-boxes N` repeats "
+              "it on this run's checkpoint)")
+    lines += [f"The closed loop without ROS in simulated time (`python -m groot_ros sim-loop`: the stand-in's core, "
+              f"the node's execution core, injected latency), {'/'.join(map(str, boxes))} unseen boxes per cell, "
+              f"on {source}. Boundary: the new chunk against the old plan when it takes over.", ""]
+    return lines + TABLE_HEADER + [c.row() for c in cells] + [""]
+
+
 def write_report(cfg: Any, layout: Layout, bags: Path, data: Path, model: Path, evals: Path, loop: Path,
-                 timings: dict[str, tuple[float, bool]]) -> Path:
+                 timings: dict[str, tuple[float, bool]], blends: Path | None = None,
+                 blends_ran_here: bool = False) -> Path:
     report = Path(cfg.out) / "report"
     shutil.rmtree(report, ignore_errors=True)
     report.mkdir(parents=True)
@@ -146,7 +165,7 @@ def write_report(cfg: Any, layout: Layout, bags: Path, data: Path, model: Path, 
              "demonstrator, bag2lerobot, tiny GR00T N1.5-architecture training through LeRobot, eval-dataset on a "
              "held-out episode, and the policy node driving the stand-in in closed loop.", ""]
     loop_lines, loop_summary = closed_loop_section(loop, bags, layout, report)
-    lines += loop_lines
+    lines += loop_lines + blend_section(blends, blends_ran_here)
 
     metrics = json.loads((evals / "trained" / "metrics.json").read_text())
     res = metrics["results"]

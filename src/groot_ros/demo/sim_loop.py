@@ -21,11 +21,10 @@ import numpy as np
 
 from groot_ros.core.layout import Layout
 from groot_ros.core.observation import DEFAULT_TASK, Observation
-from groot_ros.demo.closed_loop import eval_boxes
+from groot_ros.demo.closed_loop import chunk_boundary_steps, eval_boxes
 from groot_ros.demo.demonstrator import start_pose
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.control_step import ControlStep
-from groot_ros.execution.resample import chunk_trajectory
 from groot_ros.sim.render import render
 from groot_ros.sim.standin_model import ARM_EXTERNAL, SimConfig, SimSnapshot, StandInModel
 from groot_ros.sim.task import PLACED
@@ -49,7 +48,7 @@ class EpisodeResult:
     seconds: float = 0.0
     chunks: int = 0
     clamps: int = 0
-    boundary_steps: list[float] = field(default_factory=list)  # rad: new chunk vs the old plan at takeover
+    boundary_steps: list[float] = field(default_factory=list)  # rad: new chunk vs the old plan at the takeover
     largest_tick_step: float = 0.0  # rad: largest commanded arm change between ticks (before the envelope)
     model_s: list[float] = field(default_factory=list)  # wall time of each policy call
 
@@ -102,7 +101,7 @@ def run_episode(policy: Any, layout: Layout, settings: ExecutionSettings, sim: S
     result = EpisodeResult(box=tuple(box))
     pending: tuple[float, float, np.ndarray] | None = None  # (deliver at, observation time, chunk)
     last_start = -np.inf
-    plan = None  # the last accepted chunk's trajectory (the plan a new chunk is compared with)
+    accepted = []  # (observation time, row spacing, chunk, latency): closed_loop.chunk_boundary_steps
     last_raw = None
     for tick in range(int(round(cfg.seconds / dt))):
         now = tick * dt
@@ -117,11 +116,8 @@ def run_episode(policy: Any, layout: Layout, settings: ExecutionSettings, sim: S
         if pending is not None and now >= pending[0] - 1e-9:
             _, obs_time, chunk = pending
             pending = None
-            traj = chunk_trajectory(chunk, obs_time, step_dt, layout.action_interpolation_mask(), range(len(chunk)))
             if core.submit(chunk, obs_time, now).accepted:
-                if plan is not None and now < plan.end_time:
-                    result.boundary_steps.append(float(np.max(np.abs(traj.sample(now)[arm] - plan.sample(now)[arm]))))
-                plan = traj
+                accepted.append((obs_time, step_dt, chunk, now - obs_time))
                 result.chunks += 1
         out = core.tick(now, measured_action(snap, layout))
         if out.command is not None:
@@ -133,6 +129,7 @@ def run_episode(policy: Any, layout: Layout, settings: ExecutionSettings, sim: S
         snap = model.step(dt)
         if snap.task.phase == PLACED:
             break
+    result.boundary_steps = chunk_boundary_steps(accepted, arm).tolist()
     result.phase, result.success, result.seconds = snap.task.phase, bool(snap.task.success), snap.time - SETTLE_S
     result.clamps = int(sum(sum(v.values()) if isinstance(v, dict) else int(v)
                             for v in core.report()["safety"].values()))
