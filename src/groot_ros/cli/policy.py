@@ -1,13 +1,15 @@
-"""Policy verbs: make-tiny-checkpoint, predict, quickstart."""
+"""Policy verbs: make-tiny-checkpoint, predict, quickstart, serve."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from groot_ros.cli.common import add_layout_args, add_runtime_args, load_runtime
 from groot_ros.core.observation import DEFAULT_TASK
+from groot_ros.policy.remote import API_KEY_ENV
 
 
 def cmd_make_tiny_checkpoint(args: argparse.Namespace) -> int:
@@ -69,6 +71,51 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Loads the checkpoint as the node would (layout, cameras, task chosen from it), warms it up (captures the
+    CUDA graphs with --cuda-graphs), then accepts connections: the first request is as fast as the rest."""
+    import asyncio
+    import logging
+    import os
+
+    from groot_ros.cli.common import checkpoint_layout
+    from groot_ros.policy.loading import warm_up
+    from groot_ros.policy.matching import choose_layout
+    from groot_ros.policy.runtime import GrootRuntime
+    from groot_ros.policy.server import PolicyServer, ServerConfig, served_metadata
+
+    logging.getLogger("groot_ros.policy.server").setLevel(logging.INFO)
+    layout, task = checkpoint_layout(args, args.task)
+    choice = choose_layout(args.checkpoint, args.robot, args.topics, args.layout, args.cameras)
+    t0 = time.perf_counter()
+    runtime = GrootRuntime.load(args.checkpoint, layout, base_config=args.base_config, eagle_assets=args.eagle_assets,
+                                device=args.device, dtype=args.dtype, attention=args.attention)
+    if args.fast or args.cuda_graphs:
+        from groot_ros.policy.fast import FastOptions
+
+        runtime.enable_fast_path(FastOptions(cuda_graphs=args.cuda_graphs))
+    warm_up(runtime, layout, task, choice.inputs.image_sizes)
+    engine = (f"{runtime.device}/{runtime.dtype}, {runtime.name} inference path"
+              + (", CUDA graphs" if args.cuda_graphs else ""))
+    config = ServerConfig(host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_ENV, ""),
+                          max_frame_bytes=int(args.max_frame_mb * (1 << 20)))
+    server = PolicyServer(runtime, served_metadata(choice, runtime, task, engine, config.max_frame_bytes), config)
+    print(f"loaded and warmed up in {time.perf_counter() - t0:.1f} s ({engine})", file=sys.stderr)
+
+    def started(port: int) -> None:
+        key = "api key required" if config.api_key else "no api key"
+        print(f"serving on ws://{config.host}:{port} ({key}; health: http://{config.host}:{port}/healthz); "
+              f"on the robot: policy_server:=ws://<this machine>:{port}", file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(server.run(started))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-tiny-checkpoint", help="write a tiny GR00T-architecture checkpoint (random weights)")
     p.add_argument("--out", required=True)
@@ -90,3 +137,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default=DEFAULT_TASK)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_quickstart)
+
+    p = sub.add_parser("serve", help="serve a checkpoint to robots over a websocket (openpi's protocol; "
+                                     "docs/policy_server.md)")
+    add_runtime_args(p)
+    p.add_argument("--task", help="default instruction in the metadata (default: the training data's)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for other machines "
+                                                        "(then give --api-key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--fast", action="store_true", help="groot_ros's inference path (docs/inference_speed.md)")
+    p.add_argument("--cuda-graphs", action="store_true", help="the fast path with CUDA graphs (CUDA only; "
+                                                               "captured before connections are accepted)")
+    p.add_argument("--api-key", default="", help=f"required from clients (header 'Authorization: Api-Key KEY'); "
+                                                 f"default ${API_KEY_ENV}")
+    p.add_argument("--max-frame-mb", type=float, default=16.0, help="larger frames are refused (close code 1009)")
+    p.set_defaults(func=cmd_serve)

@@ -168,10 +168,12 @@ def _decompose(names: Sequence[str], catalog: Mapping[tuple[str, ...], str]) -> 
     return " + ".join(parts)
 
 
-def choose_layout(checkpoint: str | Path, robot: str, topics: str, layout: str | Path | None = None,
+def choose_layout(checkpoint: str | Path | CheckpointInputs, robot: str, topics: str,
+                  layout: str | Path | None = None,
                   camera_overrides: str | Mapping[str, str] | None = None) -> LayoutChoice:
-    """The layout for this checkpoint on this robot and topic set; CheckpointError says why there is none."""
-    inputs = read_inputs(checkpoint)
+    """The layout for this checkpoint on this robot and topic set; CheckpointError says why there is none.
+    checkpoint: a directory, or what a policy server says it serves (policy/remote.py remote_inputs)."""
+    inputs = checkpoint if isinstance(checkpoint, CheckpointInputs) else read_inputs(checkpoint)
     try:
         cameras = map_camera_keys(inputs.camera_keys, parse_overrides(camera_overrides))
     except CameraNameError as exc:
