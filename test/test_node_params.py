@@ -40,8 +40,17 @@ def test_every_problem_is_listed_with_the_path_as_given_and_resolved(tmp_path):
 
 
 def test_checkpoint_is_required():
-    with pytest.raises(ParamError, match="~checkpoint .* is required"):
+    with pytest.raises(ParamError, match="~checkpoint .* or ~policy_server .* is required"):
         parse_params({})
+
+
+def test_a_policy_server_replaces_the_checkpoint(tmp_path):
+    params = parse_params({"policy_server": "ws://gpu-pc:8000"})
+    assert params.policy_server == "ws://gpu-pc:8000" and params.checkpoint == Path("")
+    with pytest.raises(ParamError) as err:
+        parse_params({"policy_server": "gpu-pc:8000", "checkpoint": str(tmp_path)})
+    assert "'gpu-pc:8000' is not a ws://host:port address" in str(err.value)
+    assert "~checkpoint and ~policy_server both given" in str(err.value)
 
 
 def test_seed_and_defaults(tmp_path):

@@ -71,7 +71,7 @@ class PolicyNode:
         backend = None if self.dry_run else self._make_backend()
         self.commander = Commander(self.layout, self.settings, backend, lambda: self.runner.measured_pose(),
                                    self._should_abort, self._preview)
-        policy = self._load_policy()
+        policy = self._load_policy(startup)
         self.runner = PolicyRunner(
             self.layout, self.settings, policy, store, inputs, self.commander.command, task=startup.task,
             seed=params.seed, nominal_height=lambda: nominal_height(params.nominal_height),
@@ -94,7 +94,7 @@ class PolicyNode:
         rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, checkpoint %s)",
                       self.runner.machine.state, "none (dry run)" if self.dry_run else params.backend,
                       self.layout.name, self.settings.execution.control_rate, self.settings.execution.mode,
-                      params.checkpoint)
+                      params.policy_server or params.checkpoint)
 
     # -- set-up ---------------------------------------------------------------------------------------------
 
@@ -122,14 +122,20 @@ class PolicyNode:
         config = load_backend_config(self.params.backend_config, direct_to_wbc=self.params.direct_to_wbc)
         return make_backend(self.params.backend, self.layout, config)
 
-    def _load_policy(self):
-        """The ChunkPolicy of ~checkpoint (test/rostest/faulty_policy_node wraps it)."""
+    def _load_policy(self, startup):
+        """The ChunkPolicy of ~checkpoint, or of ~policy_server (test/rostest/faulty_policy_node wraps it). A
+        server's reply must come one control period before the watchdog's limit, so the hold names the server."""
         from groot_ros.policy.loading import load_policy
 
         self._limit_torch_threads()
         p = self.params
-        return load_policy(p.checkpoint, self.layout, base_config=p.base_config, eagle_assets=p.eagle_assets,
-                           device=p.device, dtype=p.dtype, attention=p.attention, fast=p.fast_inference,
+        limit = self.settings.watchdog.max_inference_latency_s
+        return load_policy(p.checkpoint if not p.policy_server else None, self.layout, base_config=p.base_config,
+                           eagle_assets=p.eagle_assets, device=p.device, dtype=p.dtype, attention=p.attention,
+                           fast=p.fast_inference, task=startup.task, server=p.policy_server,
+                           image_sizes={c.key: startup.decode_size[c.name] for c in self.layout.cameras
+                                        if c.name in startup.decode_size},
+                           server_timeout_s=max(limit - self.settings.execution.tick_dt, limit / 2),
                            report=lambda line: rospy.loginfo("groot_policy: %s", line))
 
     def _limit_torch_threads(self) -> None:

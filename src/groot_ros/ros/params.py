@@ -23,7 +23,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class NodeParams:
-    checkpoint: Path
+    checkpoint: Path  # Path("") with a policy_server: the robot holds no model
     base_config: Path | None = None
     eagle_assets: Path | None = None
     layout: str = "auto"  # "auto": chosen from the checkpoint (policy/matching.py)
@@ -53,6 +53,7 @@ class NodeParams:
     home_time_s: float = 3.0
     start_pose_from: str = ""  # "" (config/execution.yaml startup), DATASET[:episode] or a .bag
     launch_dir: Path = Path(".")
+    policy_server: str = ""  # ws://host:port of `python -m groot_ros serve`: the model runs there
 
 
 def launch_directory(raw: Mapping[str, Any]) -> Path:
@@ -108,9 +109,16 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
             problems.append(f"~{key}: {out} is below {minimum}")
         return out
 
+    server = str(raw.get("policy_server", "") or "").strip()
     checkpoint = resolve_path(raw.get("checkpoint", ""), base, "~checkpoint", problems, kind="dir")
-    if checkpoint is None:
-        problems.append("~checkpoint (a LeRobot pretrained_model/ directory) is required")
+    if server and not server.startswith(("ws://", "wss://")):
+        problems.append(f"~policy_server: '{server}' is not a ws://host:port address")
+    if server and checkpoint is not None:
+        problems.append(f"~checkpoint and ~policy_server both given: the model runs either here ({checkpoint}) or "
+                        f"on {server}, not both")
+    if checkpoint is None and not server:
+        problems.append("~checkpoint (a LeRobot pretrained_model/ directory) or ~policy_server (ws://host:port of "
+                        "`python -m groot_ros serve`) is required")
     backend = str(raw.get("backend", "topics"))
     if backend not in BACKENDS:
         problems.append(f"~backend: '{backend}' is not one of {BACKENDS}")
@@ -166,6 +174,7 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
         home_time_s=number("home_time_s", 3.0, float, minimum=0.1),
         start_pose_from=start_pose_from,
         launch_dir=base,
+        policy_server=server,
     )
     if problems:
         raise ParamError("groot_policy parameters:\n  - " + "\n  - ".join(problems))

@@ -11,6 +11,7 @@ Any contradiction is a StartupError naming what and where, before the model is e
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -75,10 +76,21 @@ def resolve_startup(params: NodeParams, version_wait_s: float = 5.0) -> Startup:
     topics, topics_why = params.topics, "topics:="
     if topics == "auto":
         topics, topics_why = pick_topic_set(params.robot)
+    served = []
     try:
-        choice = choose_layout(params.checkpoint, params.robot, topics, params.layout, params.cameras)
+        source = params.checkpoint
+        if params.policy_server:  # the server's metadata stands for the checkpoint, checked the same way
+            from groot_ros.policy.remote import API_KEY_ENV, fetch_metadata, remote_inputs
+
+            metadata = fetch_metadata(params.policy_server, os.environ.get(API_KEY_ENV, ""))
+            source = remote_inputs(metadata, params.policy_server)
+            served = [f"served by {params.policy_server} ({metadata.engine}; checkpoint sha256 "
+                      f"{metadata.checkpoint_sha256[:12]})"]
+        choice = choose_layout(source, params.robot, topics, params.layout, params.cameras)
     except CheckpointError as exc:
-        raise StartupError(str(exc)) from exc
+        where = f"policy server {params.policy_server}: " if params.policy_server and "policy server" not in str(exc) \
+            else ""
+        raise StartupError(where + str(exc)) from exc
     layout = choice.layout
     problem = arm_slice_problem(layout)
     if problem:
@@ -89,7 +101,7 @@ def resolve_startup(params: NodeParams, version_wait_s: float = 5.0) -> Startup:
     except MessageVersionError as exc:
         raise StartupError(str(exc)) from exc
     task, task_source = choose_task(params.task, choice.inputs.data)
-    extra = [f"topic set '{topics}' <- {topics_why}"]
+    extra = served + [f"topic set '{topics}' <- {topics_why}"]
     if layout.robot.services is not None and not params.dry_run:
         s = layout.robot.services
         extra.append(f"services arm mode {s.arm_mode} (read {s.arm_mode_get}), quick mode {s.quick_mode} "
