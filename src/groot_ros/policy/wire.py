@@ -8,7 +8,8 @@ unchanged, but decode it our way: only plain numeric dtypes, the byte count chec
 sees the buffer, nothing unpickled, every problem a WireError naming the key.
 
 What the frames hold (docs/policy_server.md): a request is `observation.state` (float32, state_dim),
-`observation.images.<camera key>` (uint8 HxWx3, or JPEG/PNG bytes), `task`, and optionally `seed`, `request_id`,
+`observation.images.<camera>` (uint8 HxWx3, or JPEG/PNG bytes; LeRobot's own feature key, which is the
+checkpoint's camera key), `task`, and optionally `seed`, `request_id`,
 `observation_stamp`, and the real-time-chunking prefix `prefix.actions` (float32 rows x action_dim) with
 `prefix.delay_steps`; a reply is `actions` (chunk x action_dim float32, robot units), `actions_normalized`,
 `server_timing` (ms) and the echoed `request_id` and `observation_stamp`.
@@ -34,6 +35,12 @@ OPTIONAL = ("task", "seed", "request_id", "observation_stamp", PREFIX_ACTIONS, P
 # we also refuse strings and anything else a sender could make numpy build)
 DTYPE_KINDS = "biuf"
 MAX_DEPTH = 8
+
+
+def image_key(camera_key: str) -> str:
+    """The request key of a camera: the checkpoint's camera keys are LeRobot feature keys already
+    ('observation.images.cam_head'); a bare name gets the prefix."""
+    return camera_key if camera_key.startswith(IMAGE_PREFIX) else IMAGE_PREFIX + camera_key
 
 
 class WireError(ValueError):
@@ -208,7 +215,7 @@ def encode_request(obs: Observation, *, seed: int | None = None, request_id: int
     frame: dict[str, Any] = {STATE: np.asarray(obs.state, dtype=np.float32), "task": obs.task,
                              "observation_stamp": float(obs.stamp)}
     for key, img in obs.images.items():
-        frame[IMAGE_PREFIX + key] = encode_jpeg(img, jpeg_quality) if jpeg_quality > 0 else img
+        frame[image_key(key)] = encode_jpeg(img, jpeg_quality) if jpeg_quality > 0 else img
     if seed is not None:
         frame["seed"] = int(seed)
     if request_id is not None:
@@ -234,13 +241,13 @@ def _image(key: str, value: Any) -> np.ndarray:
 
         bgr = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR) if value else None
         if bgr is None:
-            raise WireError(f"{IMAGE_PREFIX}{key}: {len(value)} bytes are not a JPEG/PNG image")
+            raise WireError(f"{key}: {len(value)} bytes are not a JPEG/PNG image")
         return np.ascontiguousarray(bgr[..., ::-1])
     if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] != 3:
         desc = f"{value.dtype} {list(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
-        raise WireError(f"{IMAGE_PREFIX}{key} must be uint8 HxWx3 (or JPEG bytes), got {desc}")
+        raise WireError(f"{key} must be uint8 HxWx3 (or JPEG bytes), got {desc}")
     if min(value.shape[:2]) == 0:
-        raise WireError(f"{IMAGE_PREFIX}{key} is empty ({list(value.shape)})")
+        raise WireError(f"{key} is empty ({list(value.shape)})")
     return value
 
 
@@ -263,12 +270,13 @@ def decode_request(frame: bytes, spec: WireSpec) -> Request:
     if not all(isinstance(k, str) for k in data):
         raise WireError(f"request keys must be strings, got {sorted(repr(k) for k in data if not isinstance(k, str))}")
     problems: list[str] = []
-    cameras = {k[len(IMAGE_PREFIX):] for k in data if k.startswith(IMAGE_PREFIX)}
+    wire_keys = {image_key(k): k for k in spec.camera_keys}
+    cameras = {k for k in data if k.startswith(IMAGE_PREFIX)}
     unknown = sorted(k for k in data if k != STATE and k not in OPTIONAL and not k.startswith(IMAGE_PREFIX))
     if unknown:
         problems.append(f"unknown keys {unknown}")
-    if sorted(cameras) != sorted(spec.camera_keys):
-        problems.append(f"images {sorted(cameras)}, the policy takes {sorted(spec.camera_keys)}")
+    if cameras != set(wire_keys):
+        problems.append(f"images {sorted(cameras)}, the policy takes {sorted(wire_keys)}")
     state = data.get(STATE)
     if not isinstance(state, np.ndarray) or state.dtype != np.float32 or state.shape != (spec.state_dim,):
         desc = f"{state.dtype} {list(state.shape)}" if isinstance(state, np.ndarray) else type(state).__name__
@@ -285,9 +293,9 @@ def decode_request(frame: bytes, spec: WireSpec) -> Request:
     if request_id is not None and (not isinstance(request_id, (int, str)) or isinstance(request_id, bool)):
         problems.append(f"request_id must be an integer or a string, got {type(request_id).__name__}")
     images: dict[str, np.ndarray] = {}
-    for key in sorted(cameras & set(spec.camera_keys)):
+    for key in sorted(cameras & set(wire_keys)):
         try:
-            images[key] = _image(key, data[IMAGE_PREFIX + key])
+            images[wire_keys[key]] = _image(key, data[key])
         except WireError as exc:
             problems.append(str(exc))
     seed = delay = None
