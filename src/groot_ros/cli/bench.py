@@ -1,4 +1,5 @@
-"""Benchmark verbs: bench-policy (stock LeRobot vs ours) and bench-node (the node on the stand-in)."""
+"""Benchmark verbs: bench-policy (stock LeRobot vs ours), bench-node (the node on the stand-in), bench-server (the
+policy server's round trip vs in process)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,23 @@ def cmd_bench_node(args: argparse.Namespace) -> int:
     return main_bench_node(cfg, args.json)
 
 
+def cmd_bench_server(args: argparse.Namespace) -> int:
+    """The policy server's round trip on loopback vs the same engine in process (docs/policy_server.md)."""
+    import json
+
+    from groot_ros.bench.server import ServerBenchConfig, format_server_report, run_server_bench
+
+    cfg = ServerBenchConfig(checkpoint=Path(args.checkpoint) if args.checkpoint else None, size=args.size,
+                            workdir=Path(args.workdir), device=args.device, dtype=args.dtype, fast=args.fast,
+                            cuda_graphs=args.cuda_graphs, calls=args.calls, warmup=args.warmup)
+    report = run_server_bench(cfg, log=lambda line: print(f"[bench-server] {line}", file=sys.stderr))
+    print(format_server_report(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
     add_checkpoint_args(p, required=False)
@@ -128,3 +146,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sim: raw rgb8 cameras; real: the robot's compressed JPEG /cam_* topics")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_bench_node)
+
+    p = sub.add_parser("bench-server", help="the policy server's round trip on loopback vs the same engine in "
+                                            "process: 3 cameras at 224x224 and 480x640, raw and JPEG, two robots")
+    p.add_argument("--checkpoint", help="default: a random-weight model of --size")
+    p.add_argument("--size", default="tiny", choices=("tiny", "full"))
+    p.add_argument("--workdir", default="artifacts/bench")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--fast", action="store_true", help="groot_ros's inference path")
+    p.add_argument("--cuda-graphs", action="store_true", help="the fast path with CUDA graphs (CUDA only)")
+    p.add_argument("--calls", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--json")
+    p.set_defaults(func=cmd_bench_server)
