@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU figures of docs/inference_speed.md, taken on a machine with a CUDA GPU and no network and no ROS (how
 # issue 15's figures were taken): its own torch, plus the locked wheels of what it lacks, carried in WHEELS.
-#   scripts/gpu-bench-session.sh STEP...   steps: env ckpt main ablation compile node fp32 profile
+#   scripts/gpu-bench-session.sh STEP...   steps: env ckpt main ablation compile node server fp32 profile
 # Environment: WHEELS (dir of .whl, default .whl), SRC (a copy of this repo's src/ and config/, default .),
 # OUT (results, default artifacts/gpu), WORK (the random-weight checkpoint, default /tmp/groot_bench),
 # SIZE/DEVICE (default full/cuda), DEADLINE (epoch seconds: steps that cannot start 60 s before it are skipped), ITERS (default 50).
@@ -45,6 +45,8 @@ print(prepare_checkpoint(BenchConfig(size='$SIZE', workdir=Path('$WORK')), load_
     ablation) step ablation "${BENCH[@]}" --dtype bfloat16 --iters "$ITERS" --warmup 3 --ablation --json "$OUT/ablation.json";;
     compile) step compile "${BENCH[@]}" --dtype bfloat16 --iters "$ITERS" --warmup 3 --compile --also cuda_graphs --profile 5 --json "$OUT/compile.json";;
     node) step node python3 -m groot_ros bench-node-path --size "$SIZE" --device "$DEVICE" --dtype bfloat16 --workdir "$WORK" --chunks 200 --json "$OUT/node.json";;
+    server) step server-eager python3 -m groot_ros bench-server --size "$SIZE" --device "$DEVICE" --dtype bfloat16 --fast --workdir "$WORK" --calls "$ITERS" --json "$OUT/server_eager.json"
+            step server-graphs python3 -m groot_ros bench-server --size "$SIZE" --device "$DEVICE" --dtype bfloat16 --cuda-graphs --workdir "$WORK" --calls "$ITERS" --json "$OUT/server_graphs.json";;
     fp32) step fp32 "${BENCH[@]}" --dtype float32 --iters 20 --warmup 3 --json "$OUT/fp32.json";;
     *) echo "unknown step $s" >&2;;
   esac

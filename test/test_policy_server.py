@@ -263,3 +263,15 @@ def test_a_server_that_does_not_fit_the_robot_stops_the_start(tiny_runtime, meta
             RemotePolicy(served.url, depalletize_layout, timeout_s=1.0)
     with pytest.raises(CheckpointError, match=r"policy server ws://127.0.0.1:9 cannot be reached"):
         RemotePolicy("ws://127.0.0.1:9", depalletize_layout, timeout_s=1.0, connect_timeout_s=1.0)
+
+
+def test_bench_server_times_every_row(tiny_checkpoint, tmp_path):
+    from groot_ros.bench.server import ServerBenchConfig, format_server_report, run_server_bench
+
+    report = run_server_bench(ServerBenchConfig(checkpoint=tiny_checkpoint.pretrained_model, workdir=tmp_path,
+                                                calls=2, warmup=0))
+    assert [(r["images"], r["wire"]) for r in report["rows"]] == [
+        ("3 x 224x224", "raw"), ("3 x 224x224", "JPEG q90"), ("3 x 480x640", "raw"), ("3 x 480x640", "JPEG q90")]
+    assert all(r["overhead_p50"] > 0 and r["frame_kb"] > 0 for r in report["rows"])
+    assert len(report["two_robots"]) == 2
+    assert "| 3 x 480x640 | JPEG q90 |" in format_server_report(report)

@@ -87,10 +87,11 @@ def run_node_path(cfg: NodePathConfig, layout: Layout) -> dict[str, Any]:
     from groot_ros.execution.config import load_execution_settings
     from groot_ros.execution.inputs import InputMonitor
     from groot_ros.execution.runner import PolicyRunner
-    from groot_ros.policy.runtime import GrootRuntime
+    from groot_ros.policy.loading import load_policy
 
-    runtime = GrootRuntime.load(cfg.checkpoint, layout, device=cfg.device, dtype=cfg.dtype, attention=cfg.attention,
-                                fast=cfg.fast_inference)
+    # the node's own loader: fast_inference on CUDA captures and warms up CUDA graphs before the first chunk
+    runtime = load_policy(cfg.checkpoint, layout, device=cfg.device, dtype=cfg.dtype, attention=cfg.attention,
+                          fast=cfg.fast_inference, task=cfg.task)
     store = ObservationStore(layout)
     chunks: list[np.ndarray] = []
     runner = PolicyRunner(layout, load_execution_settings(), runtime, store, InputMonitor(),
