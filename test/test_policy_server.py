@@ -243,11 +243,12 @@ def test_remote_policy_holds_on_late_closed_and_unreachable_then_reconnects(tiny
             remote.predict_chunk(obs)
         with pytest.raises(RemotePolicyError, match=rf"policy server {url} unreachable for"):  # raised at once
             remote.predict_chunk(obs)
+        assert remote.problem().startswith(f"policy server {url} unreachable for")  # the node holds on it
         server = ServerThread(PolicyServer(gate, metadata, ServerConfig(port=port))).start()
         deadline = time.monotonic() + 20
         while not remote.connected and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert remote.connected and any("answers again" in line for line in lines)
+        assert remote.connected and remote.problem() == "" and any("answers again" in line for line in lines)
         assert remote.predict_chunk(obs).shape == (16, 18)
     finally:
         remote.close()

@@ -184,6 +184,28 @@ def test_a_raising_model_holds_with_the_error_and_resume_tries_again():
     assert len(rig.chunks) > chunks and rig.runner.status().worker_error == ""
 
 
+def test_a_policy_that_cannot_answer_holds_like_a_stale_input_and_resume_waits_for_it():
+    """policy/remote.py's problem(): the policy server is unreachable. No flapping between running and holding
+    while it lasts; auto_resume resumes once it clears, as for a stream."""
+    rig = Rig(watchdog={"auto_resume": True, "resume_after_s": 0.5})
+    rig.policy.problem = lambda: rig.policy.down
+    rig.policy.down = ""
+    rig.runner.start()
+    rig.run(1.0)
+    rig.policy.down = "policy server ws://gpu:8000 unreachable for 0.0 s (ConnectionRefusedError); reconnecting"
+    calls = rig.policy.calls
+    rig.run(3.0)
+    status = rig.runner.status()
+    assert status.state == "holding" and "policy server ws://gpu:8000 unreachable" in status.reason, status
+    assert status.holds == 1 and rig.policy.calls == calls, "held once, and no model call while it cannot answer"
+    refused = rig.runner.resume()
+    assert not refused.ok and "policy server ws://gpu:8000" in refused.message
+    rig.policy.down = ""
+    chunks = len(rig.chunks)
+    rig.run(2.0)
+    assert rig.runner.status().state == "running" and len(rig.chunks) > chunks
+
+
 def test_inference_latency_is_the_models_time_since_the_observation():
     rig = Rig()
     rig.policy.latency = 0.05

@@ -47,6 +47,9 @@ class Policy(Protocol):
     def predict_chunk(self, obs: Observation, seed: int | None = None,
                       prefix: ChunkPrefix | None = None) -> np.ndarray: ...
 
+    # Optional: `problem() -> str`, why the policy cannot answer now ("" when it can; policy/remote.py: the server
+    # is unreachable). An input problem like a stale stream: it holds, and resume waits until it clears.
+
 
 class Sequences(Protocol):
     """The commands outside the policy (ros/commander.py in the node; nothing in a dry run)."""
@@ -169,6 +172,9 @@ class PolicyRunner:
     def _refresh_problems(self, now: float) -> list[str]:
         """Every input problem now (under _lock); the watchdog adds inference and worker problems."""
         problems = [str(p) for p in self.store.freshness_problems(now)] + self.inputs.problems(now)
+        policy_problem = getattr(self.policy, "problem", lambda: "")()  # Policy: optional
+        if policy_problem:
+            problems.append(policy_problem)
         pose, problem = self.measured_pose()
         if problem and self.control.started:
             problems.append(problem)

@@ -135,14 +135,22 @@ class RemotePolicy(ChunkPolicy):
         with self._lock:
             return self._conn is not None
 
+    def problem(self) -> str:
+        """Why no chunk can come now ("" when connected): the node holds on it like on a stale input, and
+        ~resume (or auto_resume) waits until the server answers again."""
+        with self._lock:
+            if self._conn is not None:
+                return ""
+            return (f"policy server {self.url} unreachable for {time.monotonic() - self._down_since:.1f} s "
+                    f"({self._down_why}); reconnecting")
+
     # -- the call -------------------------------------------------------------------------------------------
 
     def predict(self, obs: Observation, seed: int | None = None, prefix: ChunkPrefix | None = None) -> Prediction:
         with self._lock:
-            conn, down_since, why = self._conn, self._down_since, self._down_why
+            conn = self._conn
         if conn is None:
-            raise RemotePolicyError(f"policy server {self.url} unreachable for {time.monotonic() - down_since:.1f} s "
-                                    f"({why}); reconnecting")
+            raise RemotePolicyError(self.problem() or f"policy server {self.url}: reconnected meanwhile")
         request_id = next(self._ids)
         t0 = time.perf_counter()
         deadline = t0 + self.timeout_s
