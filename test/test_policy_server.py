@@ -84,10 +84,16 @@ def test_a_request_round_trips_with_the_prefix(metadata, depalletize_layout):
         assert (request.seed, request.request_id, request.prefix.delay_steps) == (3, 7, 2)
         np.testing.assert_array_equal(request.prefix.actions, prefix.actions)
         np.testing.assert_allclose(request.observation.state, obs.state.astype(np.float32))
-        assert request.observation.stamp == 12.5
+        assert request.observation.stamp == 12.5 and request.observation.task == obs.task
         for key, img in obs.images.items():
             got = request.observation.images[key]
             assert got.shape == img.shape and (quality or np.array_equal(got, img))
+
+
+def test_a_request_without_a_task_gets_the_servers_default(metadata, depalletize_layout):
+    frame = unpack(encode_request(small_obs(depalletize_layout)))
+    del frame["task"]
+    assert decode_request(pack(frame), metadata.spec).observation.task == "Depalletize the box"
 
 
 def test_metadata_round_trips_and_feeds_the_layout_choice(metadata, depalletize_layout):

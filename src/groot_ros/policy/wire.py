@@ -159,7 +159,7 @@ class ServerMetadata:
 
     @property
     def spec(self) -> WireSpec:
-        return WireSpec(self.state_dim, self.action_dim, tuple(self.cameras))
+        return WireSpec(self.state_dim, self.action_dim, tuple(self.cameras), self.default_task)
 
     def to_wire(self) -> dict[str, Any]:
         return {"protocol": self.protocol, "version": self.version, "checkpoint": self.checkpoint,
@@ -199,6 +199,7 @@ class WireSpec:
     state_dim: int
     action_dim: int
     camera_keys: tuple[str, ...]
+    default_task: str = ""  # a request without `task` gets this one (openpi's examples send a `prompt`, not ours)
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ def decode_request(frame: bytes, spec: WireSpec) -> Request:
         problems.append(f"{STATE} must be float32 [{spec.state_dim}], got {desc}")
     elif not np.isfinite(state).all():
         problems.append(f"{STATE} has NaN/inf at {np.flatnonzero(~np.isfinite(state)).tolist()}")
-    task = data.get("task", "")
+    task = data.get("task", spec.default_task)
     if not isinstance(task, str):
         problems.append(f"task must be a string, got {type(task).__name__}")
     stamp = data.get("observation_stamp", 0.0)
