@@ -21,8 +21,8 @@ from groot_ros.policy.matching import choose_layout
 from groot_ros.policy.remote import RemotePolicy, RemotePolicyError, fetch_metadata, remote_inputs
 from groot_ros.policy.server import PolicyServer, ServerConfig, ServerThread, served_metadata
 from groot_ros.policy.tiny import synthetic_observation
-from groot_ros.policy.wire import (WireError, decode_reply, decode_request, encode_request, pack, unpack,
-                                   ServerMetadata)
+from groot_ros.policy.wire import (ServerMetadata, WireError, WireSpec, decode_reply, decode_request,
+                                   encode_request, pack, unpack)
 
 
 def small_obs(layout, seed=0):
@@ -88,6 +88,22 @@ def test_a_request_round_trips_with_the_prefix(metadata, depalletize_layout):
         for key, img in obs.images.items():
             got = request.observation.images[key]
             assert got.shape == img.shape and (quality or np.array_equal(got, img))
+
+
+def test_compressed_images_are_measured_before_they_are_decoded():
+    import cv2
+
+    from groot_ros.policy.wire import compressed_size
+
+    img = np.zeros((30, 50, 3), np.uint8)
+    for ext in (".jpg", ".png"):
+        assert compressed_size(cv2.imencode(ext, img)[1].tobytes()) == (30, 50)
+    bomb = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    bomb[16:24] = (20000).to_bytes(4, "big") * 2  # the header claims 20000 x 20000
+    spec = WireSpec(1, 1, ("observation.images.cam_head",))
+    frame = pack({"observation.state": np.zeros(1, np.float32), "observation.images.cam_head": bytes(bomb)})
+    with pytest.raises(WireError, match=r"at most 4096 pixels a side \(header says \(20000, 20000\)\)"):
+        decode_request(frame, spec)
 
 
 def test_a_request_without_a_task_gets_the_servers_default(metadata, depalletize_layout):
