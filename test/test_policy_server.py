@@ -93,7 +93,7 @@ def test_a_request_round_trips_with_the_prefix(metadata, depalletize_layout):
 def test_compressed_images_are_measured_before_they_are_decoded():
     import cv2
 
-    from groot_ros.policy.wire import compressed_size
+    from groot_ros.core.images import compressed_size
 
     img = np.zeros((30, 50, 3), np.uint8)
     for ext in (".jpg", ".png"):

@@ -75,10 +75,13 @@ def run_server_bench(cfg: ServerBenchConfig, log: Callable[[str], None] = lambda
     log(f"{checkpoint} ({engine}), {len(layout.camera_keys)} cameras, {cfg.calls} calls per row")
     metadata = served_metadata(choice, runtime, "Depalletize the box", engine, 64 << 20)
     rows, two = [], []
-    with ServerThread(PolicyServer(runtime, metadata, ServerConfig(port=0, max_frame_bytes=64 << 20))) as served:
-        for h, w in SIZES:
-            base = synthetic_observation(layout)
-            obs = replace(base, images={k: cv2.resize(v, (w, h)) for k, v in base.images.items()})
+    for h, w in SIZES:
+        # the robot side sends the size the metadata names (a checkpoint trained at h x w); the engine resizes
+        # to its own on both paths alike
+        sized = replace(metadata, cameras={k: (h, w) for k in metadata.cameras})
+        base = synthetic_observation(layout)
+        obs = replace(base, images={k: cv2.resize(v, (w, h)) for k, v in base.images.items()})
+        with ServerThread(PolicyServer(runtime, sized, ServerConfig(port=0, max_frame_bytes=64 << 20))) as served:
             local, _ = _timed(lambda: runtime.predict(obs, seed=0), cfg.calls, cfg.warmup)
             for quality in (0, cfg.jpeg_quality):
                 wire = f"JPEG q{quality}" if quality else "raw"

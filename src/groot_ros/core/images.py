@@ -83,6 +83,29 @@ def decode_message(msg: Any, rotate_180: bool = False, reduce: int = 1) -> np.nd
     raise ImageError(f"{type(msg).__name__} is neither sensor_msgs/Image nor sensor_msgs/CompressedImage")
 
 
+def compressed_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR or a JPEG's start-of-frame header, without decoding; None if neither.
+    Lets a receiver refuse a small file that claims gigabytes of pixels before it decodes it."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    i = 2 if data[:2] == b"\xff\xd8" else len(data)
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
+            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def resize_area(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The image at (height, width) by area averaging (what a model trained on that size gets); a writable copy
+    either way (ROS message buffers are read-only). A zero size keeps the image's own."""
+    h, w = int(hw[0]), int(hw[1])
+    if h > 0 and w > 0 and img.shape[:2] != (h, w):
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return np.array(img, copy=True)
+
+
 def check_size(img: np.ndarray, expected_hw: tuple[int, int] | None) -> None:
     """Raises ImageError when a frame is not the (height, width) the checkpoint expects (None: any)."""
     if expected_hw is not None and img.shape[:2] != tuple(expected_hw):

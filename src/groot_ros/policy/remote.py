@@ -12,6 +12,7 @@ the failures the runner already holds on (a raising model call: "inference faile
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from groot_ros.core.images import resize_area
 from groot_ros.core.layout import Layout
 from groot_ros.core.observation import Observation
 from groot_ros.core.prefix import ChunkPrefix
@@ -154,6 +156,10 @@ class RemotePolicy(ChunkPolicy):
         request_id = next(self._ids)
         t0 = time.perf_counter()
         deadline = t0 + self.timeout_s
+        # at the size the model takes, as the server's engine would resize them: the same input, a smaller frame
+        sizes = self.metadata.cameras
+        obs = dataclasses.replace(obs, images={k: img if img.shape[:2] == tuple(sizes.get(k, img.shape[:2]))
+                                                else resize_area(img, sizes[k]) for k, img in obs.images.items()})
         try:
             conn.send(encode_request(obs, seed=seed, request_id=request_id, prefix=prefix,
                                      jpeg_quality=self.jpeg_quality))

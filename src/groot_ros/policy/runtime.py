@@ -197,13 +197,10 @@ class LoadedCheckpoint:
         LeRobot stacks all cameras into one array, so they must agree in size; and the model was trained
         on the dataset's resolution. Always returns a writable copy (ROS message buffers are read-only).
         """
-        import cv2
+        from groot_ros.core.images import resize_area
 
         shape = (self.info.config["input_features"][key].get("shape") or [3, 0, 0])
-        h, w = int(shape[1]), int(shape[2])
-        if h > 0 and w > 0 and img.shape[:2] != (h, w):
-            return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        return np.array(img, copy=True)
+        return resize_area(img, (shape[1], shape[2]))
 
 
 class GrootRuntime(ChunkPolicy):

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from groot_ros.core.images import ImageError, compressed_size, decode_compressed, encode_jpeg
 from groot_ros.core.observation import Observation
 from groot_ros.core.prefix import ChunkPrefix
 
@@ -227,44 +228,19 @@ def encode_request(obs: Observation, *, seed: int | None = None, request_id: int
     return pack(frame)
 
 
-def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
-    import cv2
-
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise WireError(f"could not JPEG-encode an image of shape {img.shape}")
-    return buf.tobytes()
-
-
-MAX_IMAGE_SIDE = 4096  # a compressed image larger than this is refused before it is decoded (a few hundred kB of
-# JPEG can claim 20000x20000 pixels: gigabytes once decoded)
-
-
-def compressed_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a PNG's IHDR or a JPEG's start-of-frame header, without decoding; None if neither."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    i = 2 if data[:2] == b"\xff\xd8" else len(data)
-    while i + 9 <= len(data) and data[i] == 0xFF:
-        marker = data[i + 1]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
-            return int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
+MAX_IMAGE_SIDE = 4096  # a compressed image larger than this is refused before it is decoded
 
 
 def _image(key: str, value: Any) -> np.ndarray:
     if isinstance(value, bytes):
-        import cv2
-
         size = compressed_size(value)
         if size is None or max(size) > MAX_IMAGE_SIDE or min(size) == 0:
             raise WireError(f"{key}: {len(value)} bytes are not a JPEG/PNG image of at most {MAX_IMAGE_SIDE} pixels "
                             f"a side (header says {size})")
-        bgr = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_COLOR) if value else None
-        if bgr is None:
-            raise WireError(f"{key}: {len(value)} bytes are not a JPEG/PNG image")
-        return np.ascontiguousarray(bgr[..., ::-1])
+        try:
+            return decode_compressed("jpeg or png", value)
+        except ImageError as exc:
+            raise WireError(f"{key}: {exc}") from exc
     if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] != 3:
         desc = f"{value.dtype} {list(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
         raise WireError(f"{key} must be uint8 HxWx3 (or JPEG bytes), got {desc}")
