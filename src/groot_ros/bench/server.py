@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -82,7 +83,10 @@ def run_server_bench(cfg: ServerBenchConfig, log: Callable[[str], None] = lambda
         base = synthetic_observation(layout)
         obs = replace(base, images={k: cv2.resize(v, (w, h)) for k, v in base.images.items()})
         with ServerThread(PolicyServer(runtime, sized, ServerConfig(port=0, max_frame_bytes=64 << 20))) as served:
-            local, _ = _timed(lambda: runtime.predict(obs, seed=0), cfg.calls, cfg.warmup)
+            # on a thread of its own, as the server's model thread and the node's worker call it: torch's CPU
+            # thread pool is per calling thread, and on a loaded machine the main thread's is much slower
+            with ThreadPoolExecutor(1) as worker:
+                local, _ = worker.submit(_timed, lambda: runtime.predict(obs, seed=0), cfg.calls, cfg.warmup).result()
             for quality in (0, cfg.jpeg_quality):
                 wire = f"JPEG q{quality}" if quality else "raw"
                 remote = RemotePolicy(served.url, layout, timeout_s=120.0, jpeg_quality=quality)
