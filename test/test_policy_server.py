@@ -134,6 +134,20 @@ def test_our_client_gets_a_chunk_and_the_same_seed_repeats_in_process(served, ti
     conn.close()
 
 
+def test_a_prefix_sent_reaches_the_engine(served, tiny_runtime, depalletize_layout):
+    """Real-time chunking through the server: the chunk keeps the prefix's delay rows, as in process."""
+    obs = small_obs(depalletize_layout)
+    plan = tiny_runtime.predict_chunk(obs, seed=1).astype(np.float32)
+    prefix = ChunkPrefix(plan[2:12], 3)
+    conn, _ = raw_client(served.url)
+    conn.send(encode_request(obs, seed=4, request_id=9, prefix=prefix))
+    reply = decode_reply(conn.recv(timeout=30), 16, 18)
+    np.testing.assert_allclose(reply.actions[:3], prefix.actions[:3], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(reply.actions, tiny_runtime.predict_chunk(obs, seed=4, prefix=prefix), rtol=1e-5,
+                               atol=1e-4)
+    conn.close()
+
+
 BAD_FRAMES = {
     "not msgpack": b"\xc1\xc1\xc1",
     "a text frame": "hello",
