@@ -25,11 +25,11 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "execution": ("core",),
     "policy": ("core",),
     "ros": ("core", "execution", "policy", "tools"),
-    "sim": ("core", "ros.messages"),
+    "sim": ("core", "ros.messages", "ros.kuavo_versions"),
     "tools": ("core", "execution", "policy"),
     "demo": PRODUCT_ROOMS,
     "bench": PRODUCT_ROOMS,
-    "testing": ("core", "policy", "ros.messages"),
+    "testing": ("core", "policy", "ros.messages", "ros.kuavo_versions"),
     "cli": PRODUCT_ROOMS + ("demo", "bench"),
 }
 

@@ -7,6 +7,9 @@ sys.path (as the SDK itself does) when a class is first asked for, and import th
 at all: any `kuavo_humanoid_sdk.*` import runs the SDK's __init__, which installs a DEBUG logger with a
 file under /var/log (or ./log) and prints to stdout. A robot workspace that provides one package but not
 the other gets the missing one from the wheel.
+
+A robot on another message version gets its own: start-up (ros/compat.py) picks the shipped class of the version
+the robot's services declare (ros/kuavo_versions.py) and `use()`s it; everything that asks here gets that one.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ _CLASSES = {
 }
 
 
+# type name -> the class the robot's version needs, set at start-up; wins over the workspace/SDK class.
+_CHOSEN: dict[str, type] = {}
+
+
+def use(cls: type) -> None:
+    """From now on this process uses `cls` (a message or service class) for its type."""
+    _CHOSEN[cls._type] = cls
+
+
 @lru_cache(maxsize=None)
 def _modules(package: str) -> tuple[ModuleType, ModuleType]:
     return _import(package)
@@ -72,12 +84,18 @@ def __getattr__(name: str) -> type:
     if name not in _CLASSES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     package, kind = _CLASSES[name]
+    base = name.removesuffix("Request").removesuffix("Response")
+    chosen = _CHOSEN.get(f"{package}/{base}")
+    if chosen is not None:  # a service's request and response come with it
+        return chosen if base == name else getattr(chosen, f"_{name[len(base):].lower()}_class")
     msg, srv = _modules(package)
     return getattr(msg if kind == "msg" else srv, name)
 
 
 def message_class(type_name: str) -> type:
     """The class for a ROS type name ("kuavo_msgs/sensorsData", "sensor_msgs/Image")."""
+    if type_name in _CHOSEN:
+        return _CHOSEN[type_name]
     package, _, name = type_name.partition("/")
     if package in PACKAGES:
         module = _modules(package)[0]

@@ -7,7 +7,8 @@ layout, the ROS params and the controller services of that version), ~config (de
 ~compressed (also publish <raw topic>/compressed, default true), ~box_offset ([lateral, forward] m where the
 task's box stands on the pallet, default [0, 0]; read again for every frame: a new value starts a new task
 episode, so a demonstration recorder or an evaluation can move it between episodes; ~reset_task (Trigger)
-starts one with the same value).
+starts one with the same value), ~msg_version (the Kuavo message version it speaks, ros/kuavo_versions.py:
+sdk-1.5.0 (default) | open-2025-08 | robot-2025-04: its topics, command topics and services in that version).
 It reports its state in ~arm_ctrl_mode, ~wbc_arm_trajectory_control, ~head_deg and ~claw_commands_dropped
 (params) for observers and tests, every service called in ~services_called (a list, in call order; the hazards it
 reproduces are listed in sim/standin_model.py), and the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
@@ -26,6 +27,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
+from groot_ros.ros import kuavo_versions as kv
 from groot_ros.ros import messages as km
 from groot_ros.core.images import encode_jpeg, encode_rgb8
 from groot_ros.ros.messages import message_class
@@ -62,15 +64,20 @@ class LoopbackSim:
         topics = rospy.get_param("~topics", "sim")
         every_camera = {name: f"observation.images.{name}" for name in read_topics(topics).get("cameras") or {}}
         self.layout = load_layout("depalletize", self.cfg.robot.version, topics, cameras=every_camera)
+        self.msg_version = kv.version(rospy.get_param("~msg_version", kv.DEFAULT_VERSION)).name
+        self.arm_mode_srv = kv.service_class(self.msg_version, "kuavo_msgs/changeArmCtrlMode")
+        self.claw_srv = kv.service_class(self.msg_version, "kuavo_msgs/controlLejuClaw")
         self.services_called: list[str] = []
         self.model = StandInModel(self.cfg)
         self._snapshot: SimSnapshot = self.model.step(0.0)
         self._set_params()
 
         streams = self.layout.streams
-        self.pub_joints = rospy.Publisher(streams["joints"].topic, km.sensorsData, queue_size=10, tcp_nodelay=True)
-        self.pub_claws = rospy.Publisher(streams["claws"].topic, km.lejuClawState, queue_size=10, tcp_nodelay=True)
-        self.pub_torso = [rospy.Publisher(topic, km.mpc_observation, queue_size=10, tcp_nodelay=True)
+        self.pub_joints = rospy.Publisher(streams["joints"].topic, self._class("kuavo_msgs/sensorsData"), queue_size=10,
+                                          tcp_nodelay=True)
+        self.pub_claws = rospy.Publisher(streams["claws"].topic, self._class("kuavo_msgs/lejuClawState"), queue_size=10,
+                                         tcp_nodelay=True)
+        self.pub_torso = [rospy.Publisher(topic, self._class("ocs2_msgs/mpc_observation"), queue_size=10, tcp_nodelay=True)
                           for topic in dict.fromkeys([streams["torso"].topic, MPC_OBSERVATION_TOPIC])]
         self.pub_imu = {name: rospy.Publisher(streams[name].topic, Float64MultiArray, queue_size=10, tcp_nodelay=True)
                         for name in IMU_STILL if name in streams}
@@ -84,10 +91,10 @@ class LoopbackSim:
                 self.cameras.append((cam.name, rospy.Publisher(cam.topic, Image, queue_size=2), jpeg))
 
         handlers = {"arm": self._on_arm, "claw": self._on_claw, "torso": self._on_torso}
-        self.subs = [rospy.Subscriber(spec.topic, message_class(spec.msg_type), handlers[ch], callback_args=spec,
+        self.subs = [rospy.Subscriber(spec.topic, self._class(spec.msg_type), handlers[ch], callback_args=spec,
                                       queue_size=10, tcp_nodelay=True)
                      for ch, spec in self.layout.commands.items()]
-        self.subs.append(rospy.Subscriber(HEAD_TOPIC, message_class("kuavo_msgs/robotHeadMotionData"), self._on_head,
+        self.subs.append(rospy.Subscriber(HEAD_TOPIC, self._class("kuavo_msgs/robotHeadMotionData"), self._on_head,
                                           queue_size=2))
         self.services = self._services()
         self.pub_phase = rospy.Publisher("~task_phase", String, queue_size=2, latch=True)
@@ -101,21 +108,25 @@ class LoopbackSim:
         self._noise = np.random.default_rng()
         self.camera_timer = rospy.Timer(rospy.Duration(1.0 / self.cfg.camera_rate), self._publish_cameras)
 
+    def _class(self, type_name: str) -> type:
+        """A message class in the version this stand-in speaks (Kuavo's types), else the installed one."""
+        return kv.message_class(self.msg_version, type_name) if type_name in kv.TYPES else message_class(type_name)
+
     def _services(self) -> list[rospy.Service]:
         """The robot version's controller services (config/robots), and only those: a client calling the
         biped's services on a wheel-arm robot finds nothing, as on the real one."""
         spec = self.cfg.robot.services
         set_names = [spec.arm_mode] + ([BIPED_ARM_MODE_ALIAS] if spec.quick_mode_type != "std_srvs/SetBool" else [])
-        services = [rospy.Service(name, km.changeArmCtrlMode, self._logged(name, self._on_set_arm_mode))
+        services = [rospy.Service(name, self.arm_mode_srv, self._logged(name, self._on_set_arm_mode))
                     for name in set_names]
-        services.append(rospy.Service(spec.arm_mode_get, km.changeArmCtrlMode,
+        services.append(rospy.Service(spec.arm_mode_get, self.arm_mode_srv,
                                       self._logged(spec.arm_mode_get, self._on_get_arm_mode)))
         if spec.quick_mode_type == "std_srvs/SetBool":
             services.append(rospy.Service(spec.quick_mode, SetBool, self._logged(spec.quick_mode, self._on_quick_mode)))
         else:
-            services.append(rospy.Service(spec.quick_mode, km.changeArmCtrlMode,
+            services.append(rospy.Service(spec.quick_mode, self.arm_mode_srv,
                                           self._logged(spec.quick_mode, self._on_direct_to_wbc)))
-        services.append(rospy.Service(CLAW_SERVICE, km.controlLejuClaw, self._logged(CLAW_SERVICE, self._on_claw_service)))
+        services.append(rospy.Service(CLAW_SERVICE, self.claw_srv, self._logged(CLAW_SERVICE, self._on_claw_service)))
         return services
 
     def _logged(self, name: str, handler):
@@ -175,17 +186,17 @@ class LoopbackSim:
         ok, message = self.model.set_arm_mode(req.control_mode)
         rospy.loginfo(f"arm control: {message}" if ok else f"arm control mode change refused: {message}")
         self._publish_modes()
-        return km.changeArmCtrlModeResponse(result=ok, mode=self.model.arm_mode, message=message)
+        return self.arm_mode_srv._response_class(result=ok, mode=self.model.arm_mode, message=message)
 
     def _on_get_arm_mode(self, _req):
-        return km.changeArmCtrlModeResponse(result=True, mode=self.model.arm_mode, message="")
+        return self.arm_mode_srv._response_class(result=True, mode=self.model.arm_mode, message="")
 
     def _on_direct_to_wbc(self, req):
         enabled = req.control_mode == 1
         self.model.set_direct_to_wbc(enabled)
         self._publish_modes()
         rospy.loginfo(f"direct-to-WBC arm trajectory control {'on' if enabled else 'off'}")
-        return km.changeArmCtrlModeResponse(result=True, mode=int(enabled), message="")
+        return self.arm_mode_srv._response_class(result=True, mode=int(enabled), message="")
 
     def _on_quick_mode(self, req):
         self.model.set_direct_to_wbc(bool(req.data))
@@ -197,7 +208,7 @@ class LoopbackSim:
         reason = self.model.command_claw(list(req.data.position))
         if reason:
             rospy.set_param("~claw_commands_dropped", self.model.claw_commands_dropped)
-        return km.controlLejuClawResponse(success=reason is None, message=reason or "")
+        return self.claw_srv._response_class(success=reason is None, message=reason or "")
 
     def _read_box_offset(self) -> tuple[float, float]:
         return tuple(float(v) for v in rospy.get_param_cached("~box_offset", (0.0, 0.0)))  # pushed on change
@@ -229,16 +240,16 @@ class LoopbackSim:
                 break
 
     def _publish_state(self, snap: SimSnapshot, stamp: rospy.Time) -> None:
-        joints = km.sensorsData()
+        joints = self.pub_joints.data_class()
         joints.header.stamp = joints.sensor_time = stamp
+        for field in joints.joint_data.__slots__:  # joint_vd and joint_torque (2025-04: joint_current) all zero
+            setattr(joints.joint_data, field, [0.0] * len(snap.q))
         joints.joint_data.joint_q = snap.q.tolist()
         joints.joint_data.joint_v = snap.dq.tolist()
-        joints.joint_data.joint_vd = [0.0] * len(snap.q)
-        joints.joint_data.joint_torque = [0.0] * len(snap.q)
         joints.imu_data.quat.w = 1.0
         self.pub_joints.publish(joints)
 
-        claws = km.lejuClawState()
+        claws = self.pub_claws.data_class()
         claws.header.stamp = stamp
         claws.state = [CLAW_STATE_MOVING if moving else CLAW_STATE_REACHED for moving in snap.claw_moving]
         claws.data.name = ["left_claw", "right_claw"]
@@ -247,7 +258,7 @@ class LoopbackSim:
         claws.data.effort = [0.0, 0.0]
         self.pub_claws.publish(claws)
 
-        obs = km.mpc_observation()
+        obs = self.pub_torso[0].data_class()
         obs.time = snap.time
         obs.state.value = mpc_state_vector(snap).tolist()
         obs.input.value = [0.0] * len(snap.q)
@@ -289,7 +300,8 @@ def main() -> None:
     rospy.init_node("kuavo_loopback_sim")
     sim = LoopbackSim()
     rospy.loginfo(f"kuavo_loopback_sim: {sim.cfg.robot.version}, {len(sim.model.config.robot.arm_joint_names)} arm "
-                  f"joints of {sim.cfg.robot.num_joints}, topics '{sim.layout.topics_name}', arm mode {sim.model.arm_mode}")
+                  f"joints of {sim.cfg.robot.num_joints}, topics '{sim.layout.topics_name}', arm mode {sim.model.arm_mode}, "
+                  f"Kuavo messages {sim.msg_version}")
     sim.run()
 
 

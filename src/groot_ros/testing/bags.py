@@ -3,7 +3,8 @@
 Each episode is a few seconds of a plausible teleoperated motion: arm commands (degrees on the wire) that the
 joints follow with a lag, claws that close half-way through, a torso squat, and 64x64 camera frames whose
 content moves with the arms (so images carry information a policy can use). Rates and header stamps differ
-per topic the way they do on the robot; /humanoid_wbc_observation and /cmd_pose have no header.
+per topic the way they do on the robot; /humanoid_wbc_observation and /cmd_pose have no header. The Kuavo
+messages are written in one of the shipped versions (ros/kuavo_versions.py), e.g. the 2025-04 robot's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class EpisodeSpec:
     phase: float = 0.0
     drop_topics: tuple[str, ...] = ()
     camera_gap: tuple[float, float] | None = None  # (from, to) seconds without camera frames
+    msg_version: str = "sdk-1.5.0"  # the Kuavo message version the bag is recorded in
 
 
 def arm_command(layout, t: float, phase: float) -> np.ndarray:
@@ -58,8 +60,11 @@ def write_episode(path: Path, layout, spec: EpisodeSpec = EpisodeSpec(), t0: flo
     from geometry_msgs.msg import Twist
     from sensor_msgs.msg import CompressedImage, Image, JointState
 
-    from groot_ros.ros import messages as km
     from groot_ros.core.images import encode_jpeg, encode_rgb8
+    from groot_ros.ros.kuavo_versions import message_class
+
+    def kuavo(type_name: str):
+        return message_class(spec.msg_version, type_name)()
 
     def stamp(sec: float) -> genpy.Time:
         return genpy.Time.from_sec(sec)
@@ -82,17 +87,23 @@ def write_episode(path: Path, layout, spec: EpisodeSpec = EpisodeSpec(), t0: flo
     def joints(t: float):
         q = np.zeros(layout.robot.num_joints)
         q[lo:hi] = arm_command(layout, t - 0.1, spec.phase)
-        return km.sensorsData(joint_data=km.jointData(joint_q=q.tolist(), joint_v=[0.0] * len(q)))
+        msg = kuavo("kuavo_msgs/sensorsData")
+        msg.joint_data.joint_q, msg.joint_data.joint_v = q.tolist(), [0.0] * len(q)
+        return msg
 
     def claws(t: float):
-        return km.lejuClawState(state=[2, 2], data=km.endEffectorData(
-            name=["left_claw", "right_claw"], position=claw_command(t - 0.2, spec.seconds).tolist()))
+        msg = kuavo("kuavo_msgs/lejuClawState")
+        msg.state, msg.data.name = [2, 2], ["left_claw", "right_claw"]
+        msg.data.position = claw_command(t - 0.2, spec.seconds).tolist()
+        return msg
 
     def torso(t: float):
         value = np.zeros(12, dtype=np.float32)
         z, pitch = torso_command(t - 0.1)
         value[8], value[10] = STAND_Z + z, pitch
-        return km.mpc_observation(time=t, state=km.mpc_state(value=value.tolist()))
+        msg = kuavo("ocs2_msgs/mpc_observation")
+        msg.time, msg.state.value = t, value.tolist()
+        return msg
 
     def camera(cam):
         def make(t: float):
@@ -107,9 +118,10 @@ def write_episode(path: Path, layout, spec: EpisodeSpec = EpisodeSpec(), t0: flo
                           position=(arm_command(layout, t, spec.phase) * cmds["arm"].scale).tolist())
 
     def claw_cmd(t: float):
-        return km.lejuClawCommand(data=km.endEffectorData(
-            name=["left_claw", "right_claw"], position=claw_command(t, spec.seconds).tolist(),
-            velocity=[90.0, 90.0], effort=[1.0, 1.0]))
+        msg = kuavo("kuavo_msgs/lejuClawCommand")
+        msg.data.name, msg.data.position = ["left_claw", "right_claw"], claw_command(t, spec.seconds).tolist()
+        msg.data.velocity, msg.data.effort = [90.0, 90.0], [1.0, 1.0]
+        return msg
 
     def torso_cmd(t: float):
         msg = Twist()
@@ -140,7 +152,7 @@ def write_episode(path: Path, layout, spec: EpisodeSpec = EpisodeSpec(), t0: flo
     return path
 
 
-def write_bags(folder: Path, layout, count: int = 3, seconds: float = 3.0) -> list[Path]:
-    return [write_episode(folder / f"episode_{i:02d}.bag", layout, EpisodeSpec(seconds=seconds, phase=0.7 * i),
-                          t0=1000.0 + 100 * i)
+def write_bags(folder: Path, layout, count: int = 3, seconds: float = 3.0, msg_version: str = "sdk-1.5.0") -> list[Path]:
+    return [write_episode(folder / f"episode_{i:02d}.bag", layout,
+                          EpisodeSpec(seconds=seconds, phase=0.7 * i, msg_version=msg_version), t0=1000.0 + 100 * i)
             for i in range(count)]

@@ -22,7 +22,7 @@ from std_srvs.srv import SetBool
 
 from groot_ros.core.layout import RobotServices
 from groot_ros.ros.backends.config import ArmModeConfig, BackendError
-from groot_ros.ros.messages import changeArmCtrlMode
+from groot_ros.ros import messages  # changeArmCtrlMode looked up per call: start-up picks the robot's version
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ArmModeSwitch:
     def _read_mode(self, quiet: bool = False) -> int | None:
         try:
             rospy.wait_for_service(self.services.arm_mode_get, timeout=self.config.service_timeout)
-            return int(rospy.ServiceProxy(self.services.arm_mode_get, changeArmCtrlMode)().mode)
+            return int(rospy.ServiceProxy(self.services.arm_mode_get, messages.changeArmCtrlMode)().mode)
         except (rospy.ROSException, rospy.ServiceException, OSError) as exc:
             if not quiet:
                 rospy.logwarn(f"cannot read the arm control mode from {self.services.arm_mode_get} ({exc}); "
@@ -136,7 +136,7 @@ class ArmModeSwitch:
     def _call(self, service: str, mode: int) -> tuple[bool, str]:
         try:
             rospy.wait_for_service(service, timeout=self.config.service_timeout)
-            resp = rospy.ServiceProxy(service, changeArmCtrlMode)(control_mode=mode)
+            resp = rospy.ServiceProxy(service, messages.changeArmCtrlMode)(control_mode=mode)
             return bool(resp.result), resp.message
         except (rospy.ROSException, rospy.ServiceException, OSError) as exc:
             return False, str(exc)
