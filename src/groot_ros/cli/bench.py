@@ -93,6 +93,15 @@ def cmd_bench_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_messages(args: argparse.Namespace) -> int:
+    """The subscriber's per-message cost on /sensors_data_raw, typed vs versioned (bench/messages.py)."""
+    from groot_ros.bench.messages import format_message_bench, run_message_bench
+
+    result = run_message_bench(args.msg_version, args.count, args.rounds)
+    print(format_message_bench(result))
+    return 0 if result["passed"] else 1
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench-policy", help="time the stock LeRobot path and ours per stage, check equal outputs")
     add_checkpoint_args(p, required=False)
@@ -160,3 +169,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json")
     p.set_defaults(func=cmd_bench_server)
+
+    p = sub.add_parser("bench-messages", help="the subscriber's cost per /sensors_data_raw message: typed (before "
+                                              "message versions) vs decoded in the publisher's version (now)")
+    p.add_argument("--msg-version", default="robot-2025-04", help="the Kuavo message version of the messages")
+    p.add_argument("--count", type=int, default=5000, help="messages per round and path")
+    p.add_argument("--rounds", type=int, default=7)
+    p.set_defaults(func=cmd_bench_messages)

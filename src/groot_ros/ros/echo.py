@@ -1,7 +1,8 @@
 """`rostopic echo` for Kuavo types: python -m groot_ros.ros.echo TOPIC [-n COUNT].
 
 rostopic finds message classes only through a catkin package, and the SDK wheel's kuavo_msgs/ocs2_msgs are
-plain Python packages.
+plain Python packages; the message is decoded in the publisher's own version (its connection header's definition),
+so any Kuavo software's topics print.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ import argparse
 
 import rospy
 
-from groot_ros.ros.messages import message_class
+from groot_ros.ros.subscribers import VersionedDecoder
 
 
 def echo(topic: str, count: int = 1) -> None:
-    """Prints `count` messages of `topic`, whatever its Kuavo type."""
-    import rostopic
-
+    """Prints `count` messages of `topic`, whatever its type and version."""
     rospy.init_node("groot_ros_echo", anonymous=True)
-    type_name, _, _ = rostopic.get_topic_type(topic, blocking=True)
+    decode = VersionedDecoder(topic, [])
     for _ in range(count):
-        print(rospy.wait_for_message(topic, message_class(type_name)), "\n---", flush=True)
+        print(decode(rospy.wait_for_message(topic, rospy.AnyMsg)), "\n---", flush=True)
 
 
 if __name__ == "__main__":
