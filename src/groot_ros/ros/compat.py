@@ -25,7 +25,7 @@ import rosgraph.network
 from groot_ros.core.layout import Layout
 from groot_ros.ros import kuavo_versions as kv
 from groot_ros.ros import messages
-from groot_ros.ros.messages import PACKAGES, SOURCES, message_class
+from groot_ros.ros.messages import PACKAGES, SOURCES
 
 CALLER_ID = "/groot_ros_version_check"
 
@@ -44,22 +44,8 @@ class Interface:
 
     @property
     def ours(self) -> str:
-        return our_class(self.type_name)._md5sum
-
-
-def our_class(type_name: str) -> type:
-    """Our class for a message or service type name (Kuavo's from the workspace or the SDK wheel)."""
-    import importlib
-
-    package, _, name = type_name.partition("/")
-    try:
-        return message_class(type_name)
-    except ImportError:
-        if package in PACKAGES:
-            from groot_ros.ros import messages
-
-            return getattr(messages, name)
-        return getattr(importlib.import_module(f"{package}.srv"), name)
+        """The installed class's md5sum (robot workspace or SDK wheel)."""
+        return messages.installed_class(self.type_name)._md5sum
 
 
 def kuavo_interfaces(layout: Layout, commanding: bool, sdk: bool = False) -> list[Interface]:
@@ -119,12 +105,12 @@ def _judge(itf: Interface, header: dict) -> tuple[str, str]:
         return problem, f"topic {itf.name}: {their_type} md5sum {theirs} ({kv.describe(their_type, theirs)})"
     if their_type not in ("?", "*") and their_type != itf.type_name:
         return f"service {itf.name}: the robot's is {their_type}, groot_ros calls it as {itf.type_name}", ""
-    if theirs == itf.ours:
-        return "", f"service {itf.name}: {itf.type_name} md5sum {theirs} (the installed class)"
     shipped = [] if itf.fixed or itf.type_name not in kv.SERVICES else kv.versions_with(itf.type_name, theirs)
     if shipped:
         messages.use(kv.service_class(shipped[0], itf.type_name))
         return "", f"service {itf.name}: {itf.type_name} md5sum {theirs} ({' = '.join(shipped)})"
+    if theirs == itf.ours:
+        return "", f"service {itf.name}: {itf.type_name} md5sum {theirs} (the installed class)"
     where = SOURCES.get(itf.type_name.partition("/")[0], itf.type_name.partition("/")[0])
     known = "" if itf.fixed or itf.type_name not in kv.SERVICES else "; groot_ros ships " + ", ".join(
         f"{md5} ({' = '.join(names)})" for md5, names in kv.known_md5s(itf.type_name).items())

@@ -210,7 +210,7 @@ def connection_class(topic: str, header: dict, fields: list[str]) -> tuple[type,
 def describe(type_name: str, md5: str) -> str:
     """'sdk-1.5.0' / 'robot-2025-04' or 'an unknown version' for a log line."""
     known = versions_with(type_name, md5) if type_name in TYPES + SERVICES else []
-    return " = ".join(known) if known else "a version groot_ros does not ship (decoded from its own definition)"
+    return " = ".join(known) if known else "unknown version, decoded from its own definition"
 
 
 class MessageDefinitionError(RuntimeError):

@@ -93,7 +93,8 @@ def __getattr__(name: str) -> type:
 
 
 def message_class(type_name: str) -> type:
-    """The class for a ROS type name ("kuavo_msgs/sensorsData", "sensor_msgs/Image")."""
+    """The class for a ROS type name ("kuavo_msgs/sensorsData", "sensor_msgs/Image"): the robot's version's when
+    start-up chose one, else the installed one."""
     if type_name in _CHOSEN:
         return _CHOSEN[type_name]
     package, _, name = type_name.partition("/")
@@ -105,3 +106,18 @@ def message_class(type_name: str) -> type:
         return getattr(module, name)
     except AttributeError:
         raise ImportError(f"message type {type_name} not found in {module.__name__}") from None
+
+
+def installed_class(type_name: str) -> type:
+    """The installed class (robot workspace or SDK wheel; std_srvs...) of a message or service type, whatever
+    start-up chose."""
+    package, _, name = type_name.partition("/")
+    modules = _modules(package) if package in PACKAGES else ()
+    for module in modules or (f"{package}.msg", f"{package}.srv"):
+        try:
+            cls = getattr(importlib.import_module(module) if isinstance(module, str) else module, name, None)
+        except ImportError:
+            continue
+        if cls is not None:
+            return cls
+    raise ImportError(f"type {type_name} is neither a message nor a service of the installed {package}")
