@@ -148,9 +148,8 @@ def test_an_unknown_service_version_names_both_md5sums(ros_node, fresh_choice):
 def test_the_node_runs_against_the_stand_in_in_each_version(node_on_standin, tiny_checkpoint, version, dry_run):
     """Start-up (arm mode read back), chunks in closed loop, then ~stop's restore and a clean exit."""
     rospy, node = node_on_standin.rospy, node_on_standin
-    node.start("policy.launch", "seed:=0", f"dry_run:={str(dry_run).lower()}",
-               "execution_overrides:=$(find groot_ros)/config/execution_sim.yaml",
-               sim=(f"_msg_version:={version}",), checkpoint=tiny_checkpoint.pretrained_model)
+    node.start("sim_depalletize.launch", "seed:=0", f"dry_run:={str(dry_run).lower()}", f"msg_version:={version}",
+               sim=None, checkpoint=tiny_checkpoint.pretrained_model)
     node.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 120, f"chunks against the stand-in in {version}")
     log = (node.folder / "launch.log").read_text()
     assert f"/sensors_data_raw: kuavo_msgs/sensorsData md5sum {kv.md5sum(version, 'kuavo_msgs/sensorsData')}" in log
