@@ -96,3 +96,12 @@ def test_both_nodes_start_from_the_install_space(install_space, tiny_checkpoint,
     # The node is up and past its start (holding is a started node too: a loaded CI machine can make streams late).
     assert re.search(r'state: "(running|holding)"', (tmp_path / "status.txt").read_text())
     assert "left_claw" in (tmp_path / "claws.txt").read_text()  # the stand-in publishes, read by our echo tool
+
+
+def test_the_kuavo_message_definitions_are_installed(install_space):
+    """ros/kuavo_definitions is package data: an install space builds the 2025-04 robot's class from it."""
+    install, env = install_space
+    result = in_install(install, env, "python -c 'from groot_ros.ros import kuavo_versions as kv; "
+                                      "print(kv.DEFINITIONS, kv.md5sum(\"robot-2025-04\", \"kuavo_msgs/sensorsData\"))'")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(str(install)) and "54439d3ac2ef33d46fd7cf6d324860c3" in result.stdout

@@ -95,7 +95,13 @@ def _dry_run(options, layout, settings, episode, trajectory, measured) -> Replay
 def _live(options, layout, settings, episode, trajectory, store, height) -> ReplayReport:
     from groot_ros.ros.backends.config import load_backend_config
     from groot_ros.ros.backends.factory import make_backend
+    from groot_ros.ros.compat import MessageVersionError, check_message_versions
 
+    try:  # the services are called in the robot's message version (before anything moves)
+        for line in check_message_versions(layout, commanding=True, sdk=options.backend == "sdk"):
+            rospy.loginfo("groot_ros: messages %s", line)
+    except MessageVersionError as exc:
+        raise ReplayError(str(exc)) from exc
     backend = make_backend(options.backend, layout, load_backend_config(direct_to_wbc=options.direct_to_wbc))
     commander = Commander(layout, settings, backend, lambda: store.measured_action(height), rospy.is_shutdown)
     log = FollowLog()
