@@ -49,9 +49,7 @@ def test_shipped_definitions_have_the_robots_md5sums(fresh_choice):
 
 
 def test_the_decoder_reads_each_version_and_builds_its_class_once():
-    import rospy
-
-    from groot_ros.ros.subscribers import VersionedDecoder
+    from groot_ros.ros.subscribers import VersionedDecoder, VersionedMsg
 
     decode = VersionedDecoder("/sensors_data_raw", ["joint_data.joint_q"])
     for version in kv.VERSIONS:
@@ -61,10 +59,16 @@ def test_the_decoder_reads_each_version_and_builds_its_class_once():
         out = BytesIO()
         msg.serialize(out)
         for _ in range(2):
-            raw = rospy.AnyMsg().deserialize(out.getvalue())
+            raw = VersionedMsg().deserialize(out.getvalue())
             raw._connection_header = {"type": cls._type, "md5sum": cls._md5sum, "message_definition": cls._full_text}
             assert list(decode(raw).joint_data.joint_q) == [0.5, -0.25]
-    assert len(decode._classes) == 3
+            assert list(raw.joint_data.joint_q) == [0.5, -0.25]  # what a typed subscriber's callback reads
+    assert len(decode._seen) == 3
+    typed = kv.message_class("sdk-1.5.0", "kuavo_msgs/sensorsData")()
+    assert decode(typed) is typed  # a typed subscriber of the topic came first in this process
+    raw = VersionedMsg().deserialize(out.getvalue())
+    raw._connection_header = {"type": "kuavo_msgs/sensorsData", "md5sum": UNKNOWN_MD5}  # no definition, unknown
+    assert decode(raw) is None and UNKNOWN_MD5 in decode._undecodable  # dropped: the store reports it missing
 
 
 def test_a_definition_without_a_field_we_read_is_named():

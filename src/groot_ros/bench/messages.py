@@ -1,7 +1,7 @@
 """`python -m groot_ros bench-messages`: the subscriber's cost per /sensors_data_raw message (500 Hz on the robot),
 as Kuavo topics were received before message versions (a typed rospy subscriber: rospy deserializes into the
-installed class, the callback stores it) and as they are now (rospy.AnyMsg keeps the bytes, the decoder picks the
-publisher's version's class by md5sum and deserializes, the same callback stores it). Both paths run the same
+installed class, the callback stores it) and as they are now (a rospy.AnyMsg keeps the bytes and deserializes them
+in the class of the publisher's version, the same callback stores it). Both paths run the same
 rospy receive step (`rospy.msg.deserialize_messages`, then the connection header set on each message, as
 rospy's TCPROS transport does) and ros/subscribers.py's own callback and decoder, interleaved in rounds in one
 process, so a busy machine slows both alike. No master, no sockets: the transport is the same for both.
@@ -43,7 +43,7 @@ def run_message_bench(version: str = "robot-2025-04", count: int = 5000, rounds:
 
     from groot_ros.core.layout import load_layout
     from groot_ros.core.store import ObservationStore
-    from groot_ros.ros.subscribers import VersionedDecoder, read_fields, store_callback
+    from groot_ros.ros.subscribers import VersionedDecoder, VersionedMsg, read_fields, store_callback
 
     layout = load_layout("depalletize", robot, "sim")
     store = ObservationStore(layout)
@@ -71,7 +71,7 @@ def run_message_bench(version: str = "robot-2025-04", count: int = 5000, rounds:
     paths = {
         "store_update": lambda: store.update("joints", msg, clock()),
         "typed": lambda: typed(receive(cls)),
-        "versioned": lambda: versioned(receive(rospy.AnyMsg)),
+        "versioned": lambda: versioned(receive(VersionedMsg)),
     }
     for step in paths.values():  # warm-up (the decoder builds its class here, once)
         _per_message_us(step, 200)

@@ -11,15 +11,14 @@ import argparse
 
 import rospy
 
-from groot_ros.ros.subscribers import VersionedDecoder
+from groot_ros.ros.subscribers import VersionedMsg
 
 
 def echo(topic: str, count: int = 1) -> None:
     """Prints `count` messages of `topic`, whatever its type and version."""
     rospy.init_node("groot_ros_echo", anonymous=True)
-    decode = VersionedDecoder(topic, [])
     for _ in range(count):
-        print(decode(rospy.wait_for_message(topic, rospy.AnyMsg)), "\n---", flush=True)
+        print(rospy.wait_for_message(topic, VersionedMsg).message(), "\n---", flush=True)
 
 
 if __name__ == "__main__":

@@ -99,16 +99,10 @@ def _register(ctx, version_name: str, type_name: str):
 def _register_depends(ctx, version_name: str, spec) -> None:
     import genmsg.msgs
 
-    depends = []
-    for field_type in spec.types:
-        base = genmsg.msgs.bare_msg_type(field_type)
-        if genmsg.msgs.is_builtin(base) or base == genmsg.HEADER:
-            base = genmsg.HEADER if base == genmsg.HEADER else None
-        else:
-            base = genmsg.msgs.resolve_type(base, spec.package)
-        if base is not None:
-            _register(ctx, version_name, base)
-            depends.append(base)
+    depends = [genmsg.msgs.resolve_type(genmsg.msgs.bare_msg_type(t), spec.package) for t in spec.types
+               if not genmsg.msgs.is_builtin(genmsg.msgs.bare_msg_type(t))]  # "Header" -> std_msgs/Header
+    for dependency in depends:
+        _register(ctx, version_name, dependency)
     ctx.set_depends(spec.full_name, depends)
 
 
