@@ -6,7 +6,8 @@ TCPROS's wildcard probe) and each service for its header (rosservice's probe).
 - a topic we subscribe to is decoded in the publisher's own version (ros/subscribers.py): its definition must
   have every field we read, else start-up stops naming topic, field and md5sum;
 - a service we call is called in the version whose md5sum it declares: a shipped one (`messages.use`), or the
-  installed class (a sourced robot workspace); any other md5sum stops start-up, naming both sides.
+  installed class (a sourced robot workspace); any other md5sum stops start-up, naming both sides. With
+  backend:=sdk the SDK calls them with its own classes, so those must match.
 The command topics we publish (lejuClawCommand, robotHeadMotionData) have one md5sum in every known version; the
 master keeps no subscriber md5sums, so there is nothing to ask there.
 """
@@ -40,7 +41,7 @@ class Interface:
     name: str
     type_name: str  # "kuavo_msgs/lejuClawState"
     fields: tuple[str, ...] = ()  # topics: the fields we read
-    fixed: bool = False  # services the SDK calls with its own class: that one must match
+    fixed: bool = False  # services kuavo-humanoid-sdk calls with its own class: that one must match
 
     @property
     def ours(self) -> str:
@@ -55,9 +56,10 @@ def kuavo_interfaces(layout: Layout, commanding: bool, sdk: bool = False) -> lis
            if layout.streams[n].msg_type.partition("/")[0] in PACKAGES]
     services = layout.robot.services
     if commanding and services is not None:
-        out += [Interface("service", services.arm_mode, "kuavo_msgs/changeArmCtrlMode"),
-                Interface("service", services.arm_mode_get, "kuavo_msgs/changeArmCtrlMode"),
-                Interface("service", services.quick_mode, services.quick_mode_type)]
+        # backend:=sdk: kuavo-humanoid-sdk switches the arm mode itself, with its own (1.5.0) classes
+        out += [Interface("service", services.arm_mode, "kuavo_msgs/changeArmCtrlMode", fixed=sdk),
+                Interface("service", services.arm_mode_get, "kuavo_msgs/changeArmCtrlMode", fixed=sdk),
+                Interface("service", services.quick_mode, services.quick_mode_type, fixed=sdk)]
         if sdk and any(c.channel == "claw" for c in layout.action):
             out.append(Interface("service", "/control_robot_leju_claw", "kuavo_msgs/controlLejuClaw", fixed=True))
     return out
