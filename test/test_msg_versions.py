@@ -99,6 +99,16 @@ def test_bags_of_the_2025_04_robot_convert_and_give_a_start_pose(tmp_path, depal
     np.testing.assert_allclose(pose[:14], arm_command(depalletize_layout, 0.0, 0.0), atol=1e-9)
 
 
+def test_the_hot_path_benchmark_prints_both_paths_from_one_run():
+    from groot_ros.bench.messages import format_message_bench, run_message_bench
+
+    result = run_message_bench(count=50, rounds=1)  # numbers only: the machine decides them
+    assert result["md5sum"] == ROBOT_2025_04_SENSORS and set(result["us_per_message"]) == {"store_update", "typed",
+                                                                                            "versioned"}
+    text = format_message_bench(result)
+    assert "before: typed subscriber" in text and "now: AnyMsg" in text and "ratio now/before" in text
+
+
 @pytest.mark.ros
 def test_start_up_names_a_missing_field_and_picks_the_services_version(ros_node, fresh_choice):
     from groot_ros.core.layout import load_layout
