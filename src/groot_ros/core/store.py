@@ -20,6 +20,10 @@ from groot_ros.core.images import ImageError, check_size, decode_message, reduct
 from groot_ros.core.layout import Layout, read_field
 from groot_ros.core.observation import Observation
 
+# A message may be stamped on arrival a hair after the tick's clock reading (another thread); beyond this, the
+# clock went backwards.
+CLOCK_SLACK_S = 0.05
+
 PROBLEM_KINDS = ("missing", "stale", "field", "joint_count", "nonfinite", "image")
 
 
@@ -219,6 +223,9 @@ def _freshness(name: str, topic: str, max_age: float, sample: Sample | None, now
     if sample is None:
         return StreamProblem(name, topic, "missing", "no message received yet")
     age = now - sample.received
+    if age < -CLOCK_SLACK_S:  # received "in the future": the clock jumped back, its age says nothing
+        return StreamProblem(name, topic, "stale", f"last message received {-age:.3f} s after now (the clock "
+                                                   "jumped back)", age=age, limit=max_age)
     if age > max_age:
         return StreamProblem(name, topic, "stale", f"last message {age:.3f} s old, limit {max_age:.3f} s",
                              age=age, limit=max_age)

@@ -149,10 +149,16 @@ class WatchdogConfig:
     resume_after_s: float = 0.5  # inputs must stay healthy this long before an automatic resume
     max_stamp_offset_s: float = 0.5  # hold if a header stamp is this far from the message's arrival
     frozen_camera_s: float | None = None  # hold if a camera repeats the same bytes this long (None: off)
+    max_stall_s: float = 2.0  # hold if no chunk has been executed this long while running
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         _positive(problems, "max_inference_latency_s", self.max_inference_latency_s)
+        _positive(problems, "max_stall_s", self.max_stall_s)
+        if (isinstance(self.max_stall_s, (int, float)) and isinstance(self.max_inference_latency_s, (int, float))
+                and self.max_stall_s <= self.max_inference_latency_s):
+            problems.append(f"max_stall_s ({self.max_stall_s:g}) must be longer than max_inference_latency_s "
+                            f"({self.max_inference_latency_s:g}): a chunk may take that long in sync mode")
         _positive(problems, "max_stamp_offset_s", self.max_stamp_offset_s)
         if self.frozen_camera_s is not None:
             _positive(problems, "frozen_camera_s", self.frozen_camera_s)

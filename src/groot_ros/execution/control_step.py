@@ -22,6 +22,9 @@ from groot_ros.execution.state_machine import HOLDING, RUNNING, StateMachine, Tr
 from groot_ros.execution.watchdog import Watchdog, slowest_inference
 from groot_ros.core.layout import Layout
 
+# A clock reading this much before the previous tick's is a jump back (not rounding or sim-time steps).
+CLOCK_JUMP_S = 1e-3
+
 # Tick.state before the first valid measured pose: not one of the state machine's states (its STARTING is the
 # start-up sequence), the step has nothing to command yet.
 NO_POSE = "no_pose"
@@ -51,6 +54,13 @@ class ControlStep:
         self.hold_ticks = 0
         self._started = False
         self._in_hold = False
+        self._last_now: float | None = None
+        self._no_chunk_since: float | None = None  # running without a chunk to execute since (waiting or stall)
+        self._refusal = ""  # why the last chunk was not executed ("" once one was)
+        cfg, scheduler = settings.execution, self.scheduler
+        # async: rows are placed from the observation time, so a chunk whose inference took this long is all past
+        self.horizon_s = (cfg.time_offset_s + (scheduler.rows[-1] + scheduler.rows.step) * scheduler.step_dt
+                          if cfg.mode == "async" else None)
 
     def _valid_pose(self, measured: np.ndarray | None) -> np.ndarray | None:
         if measured is None:
@@ -69,10 +79,16 @@ class ControlStep:
             self.scheduler.reset(pose, now)
             self._started = True
         problems = list(sensor_problems)
+        jump = self._clock_jump(now)
+        if jump:
+            problems.append(jump)
         if measured is not None and pose is None:
             problems.append(f"measured pose invalid (non-finite or not {self.layout.action_dim} values)")
+        stalled = self._stall_problem(now)
+        if stalled:
+            problems.append(stalled)
         latency = slowest_inference(self.scheduler.stats.last_latency_s, self.scheduler.pending_since, now)
-        health = self.watchdog.update(now, problems, latency, worker_alive)
+        health = self.watchdog.update(now, problems, latency, worker_alive, self.horizon_s)
         machine = self.machine
         if not health.ok:
             machine.hold(health.problems)
@@ -83,6 +99,7 @@ class ControlStep:
             if not self._in_hold:  # stop consuming chunks; anything computed before now is stale
                 self.scheduler.reset(self.safety.last, now)
                 self._in_hold = True
+                self._no_chunk_since = None
             self.hold_ticks += 1
             held = self.safety.last
             return Tick(self.safety.apply(held), held, state, "hold", machine.reasons, 0)
@@ -90,7 +107,36 @@ class ControlStep:
             self.scheduler.reset(pose if pose is not None else self.safety.last, now)
             self._in_hold = False
         raw, info = self.scheduler.command_at(now)
+        if info.source in ("waiting", "stall"):
+            self._no_chunk_since = now if self._no_chunk_since is None else self._no_chunk_since
+        else:
+            self._no_chunk_since = None
         return Tick(self.safety.apply(raw), raw, state, info.source, (), info.chunk_id)
+
+    def _clock_jump(self, now: float) -> str:
+        """A clock that went backwards: the chunks, the pending inference and the watchdog's clock are on the old
+        time base (a chunk would be replayed from the past, staleness would read negative): reset them."""
+        last, self._last_now = self._last_now, now
+        if last is None or now >= last - CLOCK_JUMP_S:
+            return ""
+        self.scheduler.reset(self.safety.last, now)
+        self.abandon_inference(now, "the clock jumped back")
+        self.watchdog.restart_clock()
+        self._no_chunk_since = None
+        return f"clock jumped back {last - now:.2f} s (chunks dropped, time base reset)"
+
+    def _stall_problem(self, now: float) -> str:
+        limit = self.settings.watchdog.max_stall_s
+        if self._no_chunk_since is None or now - self._no_chunk_since <= limit:
+            return ""
+        why = f"every chunk refused, last: {self._refusal}" if self._refusal else "the model returned no chunk"
+        return f"no chunk executed for {now - self._no_chunk_since:.1f} s (limit {limit:g} s): {why}"
+
+    @property
+    def holding_on_latency(self) -> bool:
+        """The watchdog holds on inference latency: only a new inference can clear it (the worker keeps running
+        the model while held, its chunks refused)."""
+        return bool(self.watchdog.latency_problem)
 
     # -- inference side: called by the node's worker ---------------------------------------------------
 
@@ -107,12 +153,19 @@ class ControlStep:
     def submit(self, chunk: np.ndarray, observation_time: float, now: float) -> SubmitResult:
         if self.machine.state != RUNNING:
             return self.scheduler.reject(now, f"{self.machine.state}: {self.machine.reason()}")
-        return self.scheduler.submit(chunk, observation_time, now)
+        if observation_time > now + CLOCK_JUMP_S:
+            result = self.scheduler.reject(now, f"observation stamped {observation_time - now:.2f} s after its "
+                                                "chunk returned (the clock jumped back)")
+        else:
+            result = self.scheduler.submit(chunk, observation_time, now)
+        self._refusal = "" if result.accepted else result.reason
+        return result
 
     def inference_failed(self, now: float, error: str) -> SubmitResult:
         """A model call that raised holds with the error (a failure must not look like running while the last
         chunk runs out); ~resume (or auto-resume) lets the worker try again."""
         result = self.scheduler.reject(now, f"inference failed: {error}")
+        self._refusal = f"inference failed: {error}"
         self.machine.hold([f"inference failed: {error}"])
         return result
 
@@ -132,7 +185,7 @@ class ControlStep:
         as of the last tick."""
         if now is not None:
             latency = slowest_inference(self.scheduler.stats.last_latency_s, self.scheduler.pending_since, now)
-            self.watchdog.update(now, sensor_problems, latency, worker_alive)
+            self.watchdog.update(now, sensor_problems, latency, worker_alive, self.horizon_s)
         return self.machine.resume(self.watchdog.problems)
 
     @property

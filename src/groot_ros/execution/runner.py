@@ -153,6 +153,8 @@ class PolicyRunner:
         self._submitted_at: dict[int, float] = {}  # chunk id -> perf time when accepted
         self._executing_chunk = 0
         self._worker: threading.Thread | None = None
+        self._obs_problem = ""  # why the last observation could not be built (not staleness: ticks see that)
+        self._obs_problem_since: float | None = None
 
     # -- inputs ---------------------------------------------------------------------------------------------
 
@@ -178,6 +180,9 @@ class PolicyRunner:
         pose, problem = self.measured_pose()
         if problem and self.control.started:
             problems.append(problem)
+        if self._obs_problem and (self.machine.held or self._obs_problem_since is not None
+                                  and now - self._obs_problem_since > self.settings.watchdog.max_stall_s):
+            problems.append("observation not usable: " + self._obs_problem)
         self._pose_now = pose
         self._last_problems = tuple(problems)
         return problems
@@ -259,10 +264,17 @@ class PolicyRunner:
 
     def worker_step(self) -> ChunkOut | None:
         """Runs the model once if the core wants a chunk (never faster than the model's own rate: during a hold the
-        core keeps asking, and back-to-back inferences would starve the machine). None: nothing was run."""
+        core keeps asking, and back-to-back inferences would starve the machine). None: nothing was run.
+
+        While held on something only the worker can measure (the inference latency, an observation that could
+        not be built), it keeps going, its chunks refused: otherwise the old verdict would stand forever and
+        ~resume (or auto-resume) would be refused for good."""
         now = self.clocks.now()
         with self._lock:
-            wanted = self.machine.state == RUNNING and self.control.wants_inference(now)
+            probe = self.machine.held and (self.control.holding_on_latency or bool(self._obs_problem))
+            wanted = (self.machine.state == RUNNING or probe) and self.control.wants_inference(now)
+        if now < self._last_start:  # the clock jumped back: the last start is on the old time base
+            self._last_start = -float("inf")
         if not wanted or now - self._last_start < self._min_interval:
             return None
         return self.infer(now)
@@ -271,6 +283,7 @@ class PolicyRunner:
         """Observation -> model -> the core, with the bookkeeping; the model call runs outside the lock."""
         t_obs = self.clocks.perf()
         result = self.store.build_observation(now, self.task)
+        self._note_observation_problem(now, result)
         if not result.ok:
             self._throttle("warn", "holding inference, observation not usable: " + result.summary(), 2.0, "obs")
             self.clocks.sleep(0.01)
@@ -312,9 +325,21 @@ class PolicyRunner:
             self.obs_log.write(sequence, obs, chunk, self.seed)
         out = ChunkOut(sequence, chunk, obs, done, submitted.accepted, submitted.reason)
         self._on_chunk(out)
-        if not submitted.accepted:
+        if not submitted.accepted and not self.machine.held:  # held: refusing is the point, the hold says why
             self._throttle("warn", f"chunk {sequence} not executed: {submitted.reason}", 2.0, "rejected")
         return out
+
+    def _note_observation_problem(self, now: float, result) -> None:
+        """Undecodable images, malformed fields: the worker is the only one to see them (the ticks judge only
+        staleness). Kept until an observation builds again; a hold names them once they last (runner ticks)."""
+        found = "; ".join(str(p) for p in result.problems if p.kind not in ("missing", "stale"))
+        with self._lock:
+            if not found:
+                self._obs_problem, self._obs_problem_since = "", None
+            elif not self._obs_problem:
+                self._obs_problem, self._obs_problem_since = found, now
+            else:
+                self._obs_problem = found
 
     # -- start and stop -------------------------------------------------------------------------------------
 
