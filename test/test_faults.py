@@ -369,3 +369,57 @@ def last_value(path: Path) -> str:
     """The last value `rostopic echo -p TOPIC/FIELD` wrote ("" before the first)."""
     rows = list(csv.reader(path.read_text().strip().splitlines()))
     return rows[-1][1] if len(rows) > 1 else ""
+
+
+CLOCK = """
+import os, sys, time
+import rospy
+from rosgraph_msgs.msg import Clock
+rospy.init_node("test_clock", disable_signals=True)
+pub = rospy.Publisher("/clock", Clock, queue_size=10)
+start, offset, flag = time.monotonic(), 0.0, sys.argv[1]
+while True:
+    if offset == 0.0 and os.path.exists(flag):
+        offset = -5.0
+    pub.publish(Clock(clock=rospy.Time.from_sec(1000.0 + time.monotonic() - start + offset)))
+    time.sleep(0.005)
+"""
+
+
+def test_status_and_diagnostics_go_on_when_the_clock_jumps_back(tiny_checkpoint, tmp_path):
+    """use_sim_time, /clock set back 5 s: a rospy.Timer's thread dies there (ROSTimeMovedBackwardsException) and
+    diagnostic_updater would wait for its old time to come back; ~status and /diagnostics must go on at once.
+    A master of its own (use_sim_time would reach the session's other nodes); the node alone, a dry run."""
+    port = _free_port()
+    env = dict(os.environ, ROS_MASTER_URI=f"http://127.0.0.1:{port}")
+    procs = [subprocess.Popen(["roscore", "-p", str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    flag = tmp_path / "jump"
+    try:
+        import rosgraph
+
+        wait_until(lambda: rosgraph.is_master_online(env["ROS_MASTER_URI"]), 30, "the test's own master")
+        rosgraph.Master("/groot_ros_test", master_uri=env["ROS_MASTER_URI"]).setParam("/use_sim_time", True)
+        with open(tmp_path / "clock.log", "w") as out:
+            procs.append(subprocess.Popen(["python", "-c", CLOCK, str(flag)], env=env, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        node = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
+                          "dry_run:=true", "start_paused:=true"], env, tmp_path / "launch.log")
+        procs.append(node.proc)
+        status, diagnostics = tmp_path / "status.csv", tmp_path / "diagnostics.csv"
+        procs += [_echo("/groot_policy/status/state", status, env),
+                  _echo("/diagnostics/header/stamp", diagnostics, env)]
+
+        def lines(path: Path) -> int:
+            return len(path.read_text().splitlines())
+
+        wait_until(lambda: lines(status) > 3 and lines(diagnostics) > 2, 90, "status and diagnostics", [node])
+        flag.touch()
+        n_status, n_diag = lines(status), lines(diagnostics)
+        time.sleep(4.0)
+        after = {"status": lines(status) - n_status, "diagnostics": lines(diagnostics) - n_diag}
+        print(json.dumps({"case": "clock jumped back 5 s (use_sim_time)", "messages_in_4_s_after": after}))
+        assert after["status"] >= 4 and after["diagnostics"] >= 2, (after, (tmp_path / "launch.log").read_text()[-3000:])
+    finally:
+        for proc in reversed(procs):
+            stop(proc)

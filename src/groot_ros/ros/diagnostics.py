@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import diagnostic_updater
+import rospy
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from groot_ros.core.layout import Layout
@@ -77,6 +78,10 @@ class NodeDiagnostics:
 
     def update(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        now = rospy.Time.now()
+        if now < self.updater.last_time:  # ROS time jumped back: the updater would wait until it catches up
+            self.updater.last_time = now - rospy.Duration(self.updater.period)
+            self.updater.last_time_period_checked = now
         self.updater.update()
 
     def _state(self, stat):

@@ -24,6 +24,7 @@ from groot_ros.core.store import ObservationStore
 from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.inputs import InputMonitor
 from groot_ros.execution.motion import exit_target
+from groot_ros.execution.pacer import Pacer
 from groot_ros.execution.runner import ChunkOut, PolicyRunner, RunnerClocks, RunnerStatus
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.state_machine import STOPPED
@@ -88,7 +89,7 @@ class PolicyNode:
         self.runner.start_worker(self._keep_going)
         threading.Thread(target=self.runner.run_control, args=(self._keep_going,), name="groot_control",
                          daemon=True).start()
-        rospy.Timer(rospy.Duration(1.0 / params.status_rate), self._publish_status)
+        threading.Thread(target=self._status_loop, name="groot_status", daemon=True).start()
         if not params.start_paused:
             threading.Thread(target=self._start_logged, name="groot_startup", daemon=True).start()
         rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, checkpoint %s)",
@@ -236,7 +237,22 @@ class PolicyNode:
         msg.inference_latency = out.done - out.observation.stamp
         self._chunk_pub.publish(msg)
 
-    def _publish_status(self, _event=None) -> None:
+    def _status_loop(self) -> None:
+        """~status and /diagnostics at ~status_rate on the monotonic clock, whatever happens: a rospy.Timer's thread
+        dies for good when ROS time jumps back (use_sim_time), and one failed publish must not end the reports."""
+        pacer = Pacer(1.0 / self.params.status_rate)
+        failures = 0
+        while self._keep_going():
+            pacer.wait()
+            try:
+                self._publish_status()
+            except Exception as exc:  # noqa: BLE001 - logged (every 100th), the next tick tries again
+                if failures % 100 == 0:
+                    rospy.logerr("groot_policy: publishing ~status or /diagnostics failed (%d times): %s: %s",
+                                 failures + 1, type(exc).__name__, exc)
+                failures += 1
+
+    def _publish_status(self) -> None:
         from groot_ros.ros.diagnostics import snapshot_of
 
         s: RunnerStatus = self.runner.status()
