@@ -26,6 +26,14 @@ class LayoutError(ValueError):
     """A layout that cannot be right; the message lists every problem found."""
 
 
+class NameMapError(ValueError):
+    """A message names its joints or claws, but with names no known set maps (the names are in the message)."""
+
+
+# The claw controller's names (Kuavo: exactly these, kuavo.md).
+CLAW_NAMES = ("left_claw", "right_claw")
+
+
 @dataclass(frozen=True)
 class StateComponent:
     name: str
@@ -185,12 +193,44 @@ class Layout:
     def used_streams(self) -> list[str]:
         return list(dict.fromkeys(c.stream for c in self.state))
 
+    def name_sets(self) -> tuple[tuple[str, ...], ...]:
+        """The joint and claw names Kuavo's messages use, each set in the layout's order: the robot's URDF arm
+        names, `arm_joint_1..14` (what recordings use), the claw controller's `left_claw`/`right_claw`."""
+        arm = self.robot.arm_joint_names
+        return arm, tuple(f"arm_joint_{i + 1}" for i in range(len(arm))), CLAW_NAMES
+
+    def field_values(self, msg: Any, path: str, what: str) -> tuple[np.ndarray, bool]:
+        """A message field's values in the layout's order: by name when the message names them (a `name` field
+        beside `path`, as JointState and endEffectorData have), else by index. Returns (values, by_name); raises
+        NameMapError when the names are there but no known set maps them."""
+        values = np.asarray(read_field(msg, path), dtype=np.float64).ravel()
+        head = path.rpartition(".")[0]
+        try:
+            names = list(read_field(msg, f"{head}.name" if head else "name"))
+        except (AttributeError, TypeError):
+            names = []
+        order = order_by_name(names, self.name_sets(), what, len(values))
+        return (values, False) if order is None else (values[order], True)
+
+    def command_values(self, channel: str, msg: Any) -> tuple[np.ndarray, bool]:
+        """One command message's channel values in robot units, by name when it names them (see field_values)."""
+        spec = self.commands[channel]
+        if not spec.field:
+            return spec.values_from_message(msg), False
+        values, by_name = self.field_values(msg, spec.field, f"{channel} command on {spec.topic}")
+        return values / spec.scale, by_name
+
     def state_from_messages(self, messages: Mapping[str, Any]) -> np.ndarray:
-        """Builds the state vector from the latest message of each stream (any object with the fields)."""
+        """Builds the state vector from the latest message of each stream (any object with the fields), by name
+        where a message names its values."""
         parts = []
         for comp in self.state:
-            values = read_field(messages[comp.stream], comp.field)
-            parts.append(np.asarray([values[i] for i in comp.indices], dtype=np.float64))
+            topic = self.streams[comp.stream].topic
+            values, _ = self.field_values(messages[comp.stream], comp.field, f"{comp.stream} ({topic}) {comp.field}")
+            if len(values) <= max(comp.indices):
+                raise IndexError(f"{comp.stream} ({topic}): {comp.field} has {len(values)} values, {comp.name} "
+                                 f"needs index {max(comp.indices)}")
+            parts.append(values[list(comp.indices)])
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def measured_action(self, state: np.ndarray, nominal_height: float = 0.0) -> np.ndarray:
@@ -220,6 +260,23 @@ class Layout:
         return np.concatenate(
             [np.asarray(channels[c.channel], dtype=np.float64)[..., list(c.indices)] for c in self.action], axis=-1
         )
+
+
+def order_by_name(names: Sequence[str], known: Sequence[Sequence[str]], what: str, count: int) -> list[int] | None:
+    """Positions in a named message that give its values in the order of the known name set it holds (the same
+    names, any order); None when the message names nothing (read by index). Names that are no known set are
+    refused: guessing there is how a right arm ends up in the left arm's columns."""
+    names = [str(n) for n in names]
+    if not names:
+        return None
+    if len(names) != count:
+        raise NameMapError(f"{what}: {len(names)} names for {count} values")
+    where = {n: i for i, n in enumerate(names)}
+    for candidate in known:
+        if len(candidate) == count and set(candidate) == set(names):
+            return [where[n] for n in candidate]
+    raise NameMapError(f"{what}: names {names} are no known set (" + "; ".join(
+        f"{k[0]}..{k[-1]}" for k in known) + "): cannot tell which value is which")
 
 
 def read_field(msg: Any, path: str) -> Any:

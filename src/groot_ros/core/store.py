@@ -128,9 +128,8 @@ class ObservationStore:
                 return None, f"sensor message malformed: {comp.stream} {wrong}"
         try:
             state = self.layout.state_from_messages(messages)
-        except (IndexError, AttributeError, TypeError, ValueError) as exc:
-            return None, (f"sensor message malformed ({type(exc).__name__}: {exc}); layout {self.layout.name} expects "
-                          f"{robot.num_joints} joints for robot {robot.version}")
+        except (IndexError, AttributeError, TypeError, ValueError) as exc:  # the message names its stream
+            return None, f"sensor message malformed: {exc}"
         return self.layout.measured_action(state, nominal_height), ""
 
     def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
@@ -175,8 +174,8 @@ class ObservationStore:
             if comp.stream not in samples:
                 return None  # already reported as missing
             try:
-                values = np.asarray(read_field(samples[comp.stream].msg, comp.field), dtype=np.float64).ravel()
-            except (AttributeError, TypeError, ValueError) as exc:
+                values, _ = self.layout.field_values(samples[comp.stream].msg, comp.field, comp.field)
+            except (AttributeError, TypeError, ValueError) as exc:  # NameMapError: names no known set
                 problems.append(StreamProblem(comp.stream, spec.topic, "field", f"{comp.field}: {exc}"))
                 return None
             wrong = robot.joint_count_problem(comp, len(values))

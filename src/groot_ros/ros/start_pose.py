@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from groot_ros.core.layout import Layout
+from groot_ros.core.layout import Layout, NameMapError
 from groot_ros.execution.motion import MotionError
 
 
@@ -22,6 +22,8 @@ def load_start_pose(source: str, layout: Layout) -> np.ndarray:
 
 
 def _from_bag(path: Path, layout: Layout) -> np.ndarray:
+    """By name where the command names its joints (a bag may list the right arm first); by index, said in the
+    error of a pose that cannot be right, only where it names none."""
     import rosbag
 
     if not path.is_file():
@@ -32,7 +34,10 @@ def _from_bag(path: Path, layout: Layout) -> np.ndarray:
         for topic, msg, _t in bag.read_messages(topics=list(by_topic)):
             channel, spec = by_topic[topic]
             if channel not in first:
-                first[channel] = np.asarray(spec.values_from_message(msg), dtype=np.float64)
+                try:
+                    first[channel] = layout.command_values(channel, msg)[0]
+                except NameMapError as exc:
+                    raise MotionError(f"start pose from {path}: {exc}") from exc
             if len(first) == len(by_topic):
                 break
     if "arm" not in first:

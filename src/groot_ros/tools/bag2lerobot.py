@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from groot_ros.core.layout import Layout
+from groot_ros.core.layout import Layout, NameMapError
 from groot_ros.core.store import ObservationStore, header_stamp
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ def build_frames(layout: Layout, srcs: Sequence[Source], alignment: Alignment, m
     kept: dict[str, dict[int, Any]] = {c: {} for c in cams}
     read = {c: 0 for c in cams}
     fed: dict[str, int] = {}
+    by_index: set[str] = set()  # command channels whose messages name nothing (said once)
 
     def frame(k: int) -> Frame:
         tick = float(alignment.ticks[k])
@@ -218,7 +219,14 @@ def build_frames(layout: Layout, srcs: Sequence[Source], alignment: Alignment, m
             i = int(alignment.picks[s.name][k])
             if s.kind == "command":
                 channel = s.name.split(":", 1)[1]
-                channels[channel] = layout.commands[channel].values_from_message(messages[s.name][i])
+                try:
+                    channels[channel], by_name = layout.command_values(channel, messages[s.name][i])
+                except NameMapError as exc:
+                    raise SkipEpisode(f"{where}: {exc}") from exc
+                if not by_name and layout.commands[channel].field and channel not in by_index:
+                    by_index.add(channel)
+                    log.warning("%s: the %s command on %s names no joints: read by index, in the layout's order",
+                                where, channel, s.topic)
             elif fed.get(s.name) != i:  # re-feeding the same message would decode the same image again
                 store.update(s.name, kept[s.name][i] if s.kind == "camera" else messages[s.name][i],
                              float(alignment.times[s.name][k]))

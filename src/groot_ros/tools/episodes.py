@@ -72,12 +72,18 @@ def load_episode(root: str | Path, episode: int = 0) -> Episode:
 
 
 def layout_actions(episode: Episode, layout) -> np.ndarray:
-    """The episode's actions checked against a layout (same names when the dataset has them, same width): a
-    dataset recorded for another layout must not drive this robot."""
-    if episode.names and list(episode.names) not in (layout.action_feature_names, layout.action_names):
-        raise EpisodeError(f"episode {episode.index} action names {list(episode.names)} are not the layout's "
-                           f"{layout.action_feature_names}")
-    if episode.actions.shape[1] != layout.action_dim:
-        raise EpisodeError(f"episode {episode.index} actions have {episode.actions.shape[1]} values, the layout "
+    """The episode's actions in the layout's order: by name when the dataset names them (the same names in
+    another order are reordered; other names are refused: a dataset recorded for another layout must not drive
+    this robot), by position when it names none; the width must match either way."""
+    actions = episode.actions
+    if actions.shape[1] != layout.action_dim:
+        raise EpisodeError(f"episode {episode.index} actions have {actions.shape[1]} values, the layout "
                            f"{layout.action_dim}")
-    return episode.actions
+    names = [str(n) for n in episode.names or ()]
+    if not names:
+        return actions
+    for expected in (layout.action_feature_names, layout.action_names):
+        if sorted(names) == sorted(expected):
+            return actions[:, [names.index(n) for n in expected]]
+    raise EpisodeError(f"episode {episode.index} action names {names} are not the layout's "
+                       f"{layout.action_feature_names}")
