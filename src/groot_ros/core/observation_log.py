@@ -2,10 +2,14 @@
 
 Off by default (~observation_log_dir). Each file holds the state, every camera image, the task, the
 observation time, the seed and the de-normalized chunk the node published with that sequence number.
+A file is written under a temporary name and renamed when complete, so a full disk or a crash mid-write
+leaves no truncated .npz behind (the node drops logging on the first error: execution/runner.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ import numpy as np
 from groot_ros.core.observation import Observation
 
 _IMAGE_PREFIX = "image:"
+PARTIAL = ".chunk.npz.partial"  # the file being written (one writer: the node's inference worker)
 
 
 class ObservationLog:
@@ -23,9 +28,17 @@ class ObservationLog:
     def write(self, sequence: int, obs: Observation, chunk: np.ndarray, seed: int | None) -> Path:
         """seed None (fresh noise) is stored as -1."""
         path = self.directory / f"chunk_{sequence:05d}.npz"
+        partial = self.directory / PARTIAL
         arrays = {_IMAGE_PREFIX + k: v for k, v in obs.images.items()}
-        np.savez_compressed(path, state=obs.state, task=np.array(obs.task), stamp=np.array(obs.stamp),
-                            seed=np.array(-1 if seed is None else seed), chunk=chunk, **arrays)
+        try:
+            with open(partial, "wb") as f:
+                np.savez_compressed(f, state=obs.state, task=np.array(obs.task), stamp=np.array(obs.stamp),
+                                    seed=np.array(-1 if seed is None else seed), chunk=chunk, **arrays)
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
         return path
 
 

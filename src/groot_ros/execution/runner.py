@@ -103,6 +103,7 @@ class RunnerStatus:
     restore_ok: bool | None  # the last exit's read-back (None: no exit yet, or a dry run)
     safety_summary: str
     latency: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what the node gave up without holding (the observation log after an error)
 
 
 class PolicyRunner:
@@ -154,6 +155,7 @@ class PolicyRunner:
         self._executing_chunk = 0
         self._worker: threading.Thread | None = None
         self._obs_problem = ""  # why the last observation could not be built (not staleness: ticks see that)
+        self._warnings: tuple[str, ...] = ()
         self._obs_problem_since: float | None = None
 
     # -- inputs ---------------------------------------------------------------------------------------------
@@ -322,12 +324,24 @@ class PolicyRunner:
             self._last_chunk_obs_time = obs.stamp
         self.latency.record("inference", done - obs.stamp)
         if self.obs_log is not None:  # under the sequence number the chunk is published with
-            self.obs_log.write(sequence, obs, chunk, self.seed)
+            self._write_log(sequence, obs, chunk)
         out = ChunkOut(sequence, chunk, obs, done, submitted.accepted, submitted.reason)
         self._on_chunk(out)
         if not submitted.accepted and not self.machine.held:  # held: refusing is the point, the hold says why
             self._throttle("warn", f"chunk {sequence} not executed: {submitted.reason}", 2.0, "rejected")
         return out
+
+    def _write_log(self, sequence: int, obs: Observation, chunk: np.ndarray) -> None:
+        """A full disk or a vanished folder ends the logging, never the inference or the commands."""
+        try:
+            self.obs_log.write(sequence, obs, chunk, self.seed)
+        except Exception as exc:  # noqa: BLE001 - any failure to log: stop logging, say so in /diagnostics
+            warning = (f"observation log off since chunk {sequence} ({self.obs_log.directory}): "
+                       f"{type(exc).__name__}: {exc}")
+            self.obs_log = None
+            with self._lock:
+                self._warnings += (warning,)
+            self._log("error", warning)
 
     def _note_observation_problem(self, now: float, result) -> None:
         """Undecodable images, malformed fields: the worker is the only one to see them (the ticks judge only
@@ -440,7 +454,7 @@ class PolicyRunner:
                 reason = "; ".join(r for r in (reason, f"inference: {self._worker_error}") if r)
             problems = self._last_problems if self.machine.commanding else ()
             chunks, latency, obs_time = self._sequence, self._last_latency, self._last_chunk_obs_time
-            worker_error, restore_ok = self._worker_error, self._restore_ok
+            worker_error, restore_ok, warnings = self._worker_error, self._restore_ok, self._warnings
             ticks, missed = self.pacer.ticks, self.pacer.missed
             now = self.clocks.now()
         clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())
@@ -449,7 +463,7 @@ class PolicyRunner:
             holds=int(report["state"]["trips"]), clamps=int(clamps), control_ticks=ticks, missed_ticks=missed,
             inference_latency=latency, chunk_age=now - obs_time if obs_time else -1.0,
             input_problems=tuple(problems), worker_error=worker_error, restore_ok=restore_ok,
-            safety_summary=report["safety_summary"], latency=self.latency.summary())
+            safety_summary=report["safety_summary"], latency=self.latency.summary(), warnings=warnings)
 
     def _throttle(self, level: str, message: str, period_s: float, key: str) -> None:
         """At most one message per `key` every `period_s` (a failure repeating every tick must not flood the log)."""

@@ -1,8 +1,9 @@
 """/diagnostics through diagnostic_updater, as rqt_robot_monitor expects: one status per input stream (measured
-rate and stamp age: FrequencyStatus + TimeStampStatus), the state machine, inference latency, safety clamps.
+rate and stamp age: FrequencyStatus + TimeStampStatus), the state machine, inference latency, safety clamps,
+and warnings (what the node gave up without holding, such as the observation log after a disk error).
 
 The node calls `message(name, stamp)` from its subscriber callbacks and `update(snapshot)` from its status
-timer; the updater publishes at its own period (~diagnostic_period, default 1 s).
+thread; the updater publishes at its own period (~diagnostic_period, default 1 s).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Snapshot:
     clamps: int = 0
     safety_summary: str = ""
     restore_ok: bool | None = None  # the last exit's read-back (None: no exit yet)
+    warnings: tuple[str, ...] = ()  # what the node gave up without holding (the observation log)
 
 
 def snapshot_of(status: RunnerStatus, dry_run: bool, max_inference_latency_s: float) -> Snapshot:
@@ -45,7 +47,8 @@ def snapshot_of(status: RunnerStatus, dry_run: bool, max_inference_latency_s: fl
               "worker_error": status.worker_error, **status.latency}
     return Snapshot(state=status.state, reason=status.reason, dry_run=dry_run, values=values,
                     inference_latency_s=status.inference_latency, max_inference_latency_s=max_inference_latency_s,
-                    clamps=status.clamps, safety_summary=status.safety_summary, restore_ok=status.restore_ok)
+                    clamps=status.clamps, safety_summary=status.safety_summary, restore_ok=status.restore_ok,
+                    warnings=status.warnings)
 
 
 class NodeDiagnostics:
@@ -69,6 +72,7 @@ class NodeDiagnostics:
         self.updater.add("state machine", self._state)
         self.updater.add("inference latency", self._latency)
         self.updater.add("safety clamps", self._clamps)
+        self.updater.add("warnings", self._warnings)
 
     def message(self, name: str, stamp: float | None) -> None:
         freq, ts = self._ticks[name]
@@ -105,6 +109,14 @@ class NodeDiagnostics:
                      f"last inference {s.inference_latency_s * 1e3:.0f} ms (limit {s.max_inference_latency_s * 1e3:.0f} ms)")
         stat.add("last_s", f"{s.inference_latency_s:.4f}")
         stat.add("limit_s", f"{s.max_inference_latency_s:.4f}")
+        return stat
+
+    def _warnings(self, stat):
+        s = self.snapshot
+        stat.summary(DiagnosticStatus.WARN if s.warnings else DiagnosticStatus.OK,
+                     "; ".join(s.warnings) if s.warnings else "none")
+        for i, warning in enumerate(s.warnings):
+            stat.add(f"warning {i + 1}", warning)
         return stat
 
     def _clamps(self, stat):
