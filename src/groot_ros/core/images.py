@@ -112,6 +112,18 @@ def check_size(img: np.ndarray, expected_hw: tuple[int, int] | None) -> None:
         raise ImageError(f"size {img.shape[1]}x{img.shape[0]}, expected {expected_hw[1]}x{expected_hw[0]} (WxH)")
 
 
+# A frame may be up to this much smaller than the model's input per side (a 48x64 camera for a 56x56 model is
+# fine); beyond it, the resize would invent the picture (a 1x1 frame becomes a flat colour the model never saw).
+MAX_UPSCALE = 2.0
+
+
+def check_not_tiny(frame_hw: tuple[int, int], model_hw: tuple[int, int] | None) -> None:
+    """Raises ImageError when a frame is more than MAX_UPSCALE times smaller than the model's input (None: any)."""
+    if model_hw is not None and (frame_hw[0] * MAX_UPSCALE < model_hw[0] or frame_hw[1] * MAX_UPSCALE < model_hw[1]):
+        raise ImageError(f"frame {frame_hw[1]}x{frame_hw[0]} is far smaller than the model's input "
+                         f"{model_hw[1]}x{model_hw[0]} (WxH; more than {MAX_UPSCALE:g}x upscaling)")
+
+
 def encode_rgb8(img: np.ndarray) -> dict[str, Any]:
     """uint8 RGB (H, W, 3) -> the fields of a sensor_msgs/Image (rgb8, no row padding)."""
     img = _as_rgb(img)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from groot_ros.core.images import ImageError, check_size, decode_message, reduction_for
+from groot_ros.core.images import ImageError, check_not_tiny, check_size, decode_message, reduction_for
 from groot_ros.core.layout import Layout, read_field
 from groot_ros.core.observation import Observation
 
@@ -24,7 +24,9 @@ from groot_ros.core.observation import Observation
 # clock went backwards.
 CLOCK_SLACK_S = 0.05
 
-PROBLEM_KINDS = ("missing", "stale", "field", "joint_count", "nonfinite", "image")
+PROBLEM_KINDS = ("missing", "stale", "field", "joint_count", "nonfinite", "range", "image")
+# Claw units a claw state may read beyond the controller's 0..100 (sensor noise) before it is invalid.
+CLAW_SLACK = 5.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class ObservationStore:
         self._sizes = dict(expected_image_size or {})
         self._decode_size = dict(decode_size or {})
         self._source_hw: dict[str, tuple[int, int]] = {}  # full-size frame of each camera, from its last frame
+        offsets = np.cumsum([0] + [c.dim for c in layout.state])
+        self._claw_dims = [int(offsets[k]) + j for k, c in enumerate(layout.state) if c.stream == "claws"
+                           for j in range(c.dim)]
         self._samples: dict[str, Sample] = {}
         self._decoded: dict[str, tuple[Sample, np.ndarray | ImageError]] = {}
         self._lock = threading.Lock()
@@ -130,6 +135,9 @@ class ObservationStore:
             state = self.layout.state_from_messages(messages)
         except (IndexError, AttributeError, TypeError, ValueError) as exc:  # the message names its stream
             return None, f"sensor message malformed: {exc}"
+        out_of_range = self._range_problem(state)
+        if out_of_range:
+            return None, f"sensor value invalid: {out_of_range}"
         return self.layout.measured_action(state, nominal_height), ""
 
     def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
@@ -189,6 +197,10 @@ class ObservationStore:
                 return None
             parts.append(values[list(comp.indices)])
         state = np.concatenate(parts)
+        out_of_range = self._range_problem(state)
+        if out_of_range:
+            problems.append(StreamProblem("claws", self._streams["claws"].topic, "range", out_of_range))
+            return None
         bad = ~np.isfinite(state)
         if bad.any():
             names = np.asarray(self.layout.state_names)
@@ -199,6 +211,16 @@ class ObservationStore:
                     problems.append(StreamProblem(stream, self._streams[stream].topic, "nonfinite", ", ".join(dims)))
             return None
         return state
+
+    def _range_problem(self, state: np.ndarray) -> str:
+        """Claw positions outside the controller's range (0..100, CLAW_SLACK beyond it tolerated): a reading the
+        claws cannot have is an invalid input, not a state to act on."""
+        lo, hi = self.layout.robot.claw_limits
+        bad = [f"{self.layout.state_names[i]}={state[i]:g}" for i in self._claw_dims
+               if np.isfinite(state[i]) and not lo - CLAW_SLACK <= state[i] <= hi + CLAW_SLACK]
+        if not bad:
+            return ""
+        return f"claws ({self._streams['claws'].topic}) {', '.join(bad)} outside {lo:g}..{hi:g}"
 
     def _image(self, name: str, sample: Sample) -> np.ndarray | ImageError:
         """Decodes once per received frame: the policy may build several observations from one frame."""
@@ -211,6 +233,7 @@ class ObservationStore:
             img = decode_message(sample.msg, self._cameras[name].rotate_180, reduce)
             self._source_hw[name] = (img.shape[0] * reduce, img.shape[1] * reduce)
             check_size(img, self._sizes.get(name))
+            check_not_tiny(self._source_hw[name], self._decode_size.get(name))
             result: np.ndarray | ImageError = img
         except ImageError as exc:
             result = exc

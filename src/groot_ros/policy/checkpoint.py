@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from groot_ros.core.layout import Layout
 from groot_ros.core.normalization import MinMax
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json")
@@ -43,8 +44,20 @@ class LoadedCheckpointInfo:
     stats: CheckpointStats | None
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file of a checkpoint or dataset; a damaged one is a CheckpointError naming the file and the spot."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a readable JSON file ({type(exc).__name__}: {exc}): re-copy it from "
+                              f"the training machine") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
 def _step_state_file(checkpoint: Path, processor_json: str, registry_name: str) -> Path | None:
-    data = json.loads((checkpoint / processor_json).read_text())
+    data = read_json(checkpoint / processor_json)
     for step in data.get("steps", []):
         if step.get("registry_name") == registry_name and step.get("state_file"):
             return checkpoint / step["state_file"]
@@ -57,7 +70,11 @@ def _read_minmax(path: Path | None, key: str, problems: list[str], where: str) -
     if path is None or not path.is_file():
         problems.append(f"{where}: no statistics file (dataset min/max) in the checkpoint")
         return None
-    tensors = load_file(str(path))
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
+        problems.append(f"{where}: {path} is not a readable safetensors file: {exc}")
+        return None
     lo, hi = tensors.get(f"{key}.min"), tensors.get(f"{key}.max")
     if lo is None or hi is None:
         problems.append(f"{where}: min/max for '{key}' missing from {path.name} (has: {sorted(tensors)})")
@@ -80,7 +97,11 @@ def inspect_checkpoint(checkpoint: str | Path, problems: list[str]) -> LoadedChe
         problems.append(f"checkpoint {path} lacks {', '.join(missing)} (expected a LeRobot pretrained_model/ dir)")
         if "config.json" in missing:
             return None
-    config = json.loads((path / "config.json").read_text())
+    try:
+        config = read_json(path / "config.json")
+    except CheckpointError as exc:
+        problems.append(str(exc))
+        return None
     if config.get("type") != "groot":
         problems.append(f"checkpoint policy type is '{config.get('type')}', expected 'groot'")
 
@@ -94,10 +115,14 @@ def inspect_checkpoint(checkpoint: str | Path, problems: list[str]) -> LoadedChe
     if "policy_preprocessor.json" in missing or "policy_postprocessor.json" in missing:
         problems.append("without the processor files there are no min/max statistics for observation.state and action")
     else:
-        state = _read_minmax(_step_state_file(path, "policy_preprocessor.json", PACK_STEP),
-                             "observation.state", problems, "preprocessor")
-        action = _read_minmax(_step_state_file(path, "policy_postprocessor.json", UNNORMALIZE_STEP),
-                              "action", problems, "postprocessor")
+        try:
+            state = _read_minmax(_step_state_file(path, "policy_preprocessor.json", PACK_STEP),
+                                 "observation.state", problems, "preprocessor")
+            action = _read_minmax(_step_state_file(path, "policy_postprocessor.json", UNNORMALIZE_STEP),
+                                  "action", problems, "postprocessor")
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            state = action = None
         if state is not None and action is not None:
             stats = CheckpointStats(state, action)
     info = LoadedCheckpointInfo(
@@ -116,3 +141,49 @@ def inspect_checkpoint(checkpoint: str | Path, problems: list[str]) -> LoadedChe
         if info.action_dim is not None and stats.action.dim != info.action_dim:
             problems.append(f"action statistics have {stats.action.dim} dims, checkpoint action has {info.action_dim}")
     return info
+
+
+def _robot_bounds(layout: Layout) -> tuple[dict[int, tuple[float, float]], dict[int, tuple[float, float]]]:
+    """Per state and action dimension, the robot's range where the robot config gives one (arms: URDF, claws,
+    torso command offset and pitch); dims without one (IMU, absolute torso height) are left out."""
+    robot = layout.robot
+    channel_bounds = {"arm": [tuple(r) for r in robot.arm_limits], "claw": [robot.claw_limits] * 2,
+                      "torso": [robot.torso_z_limits, robot.torso_pitch_limits]}
+    action, offset = {}, 0
+    for comp in layout.action:
+        for k, i in enumerate(comp.indices):
+            action[offset + k] = channel_bounds[comp.channel][i]
+        offset += comp.dim
+    state, offset = {}, 0
+    for comp in layout.state:
+        rows = (channel_bounds["arm"] if comp.joint_vector else
+                [robot.claw_limits] * comp.dim if comp.stream == "claws" else None)
+        if rows is not None:
+            state.update({offset + k: rows[k] for k in range(comp.dim)})
+        offset += comp.dim
+    return state, action
+
+
+def minmax_problems(layout: Layout, stats: CheckpointStats) -> list[str]:
+    """Statistics that cannot be the dataset's: min > max, or values far beyond the robot's range (more than the
+    range's own width outside it). They would de-normalize every chunk into nonsense the envelope then clips,
+    so they are a start-up error naming the dims."""
+    problems = []
+    state_bounds, action_bounds = _robot_bounds(layout)
+    for what, minmax, names, bounds in (("state", stats.state, layout.state_names, state_bounds),
+                                        ("action", stats.action, layout.action_names, action_bounds)):
+        if minmax.dim != len(names):
+            continue  # a dim mismatch is reported by stats_problems
+        inverted = [f"{n} (min {lo:g} > max {hi:g})" for n, lo, hi in zip(names, minmax.min, minmax.max) if lo > hi]
+        if inverted:
+            problems.append(f"{what} statistics with min > max: {', '.join(inverted)}")
+        far = []
+        for i, (lo, hi) in bounds.items():
+            width = max(hi - lo, 1e-3)
+            bad = [f"{k} {v:g}" for k, v in (("min", minmax.min[i]), ("max", minmax.max[i]))
+                   if not lo - width <= v <= hi + width]
+            if bad:
+                far.append(f"{names[i]} {' '.join(bad)} (robot range {lo:g}..{hi:g})")
+        if far:
+            problems.append(f"{what} statistics far beyond the robot's range: {', '.join(far)}")
+    return problems

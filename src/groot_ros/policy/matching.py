@@ -10,6 +10,7 @@ and which known components it would need, so the user can write the layout inste
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from groot_ros.core.layout import Layout, LayoutError, load_layout
 from groot_ros.core.observation import DEFAULT_TASK
 from groot_ros.core.paths import config_dir
 from groot_ros.policy.action_heads import HeadError, detect_head, read_weight_shapes
-from groot_ros.policy.checkpoint import CheckpointError
+from groot_ros.policy.checkpoint import CheckpointError, read_json
 
 AUTO = ("", "auto")
 
@@ -36,6 +37,7 @@ class TrainingData:
     action_names: tuple[str, ...] | None
     tasks: tuple[str, ...]
     note: str  # where it was found, or why not
+    fps: float | None = None  # the dataset's frame rate: the model's step is 1 / fps
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,17 @@ def training_data(checkpoint: Path) -> TrainingData:
     config = checkpoint / "train_config.json"
     if not config.is_file():
         return TrainingData(None, None, None, None, (), f"no {config.name} in the checkpoint")
-    dataset = json.loads(config.read_text()).get("dataset") or {}
+    dataset = read_json(config).get("dataset") or {}
     repo_id, root = dataset.get("repo_id"), dataset.get("root")
     for candidate in _dataset_candidates(root, repo_id, checkpoint):
         info = candidate / "meta" / "info.json"
         if info.is_file():
-            features = json.loads(info.read_text()).get("features", {})
+            meta = read_json(info)
+            features = meta.get("features", {})
+            fps = meta.get("fps")
             return TrainingData(candidate, repo_id, _feature_names(features.get("observation.state")),
-                                _feature_names(features.get("action")), _tasks(candidate), f"dataset {candidate}")
+                                _feature_names(features.get("action")), _tasks(candidate), f"dataset {candidate}",
+                                float(fps) if isinstance(fps, (int, float)) and fps > 0 else None)
     return TrainingData(None, repo_id, None, None, (),
                         f"training dataset '{repo_id}' (root {root}) is not on this machine: matched by dims only")
 
@@ -113,7 +118,7 @@ def read_inputs(checkpoint: str | Path) -> CheckpointInputs:
     config_file = path / "config.json"
     if not config_file.is_file():
         raise CheckpointError(f"checkpoint {path} has no config.json (expected a LeRobot pretrained_model/ dir)")
-    config = json.loads(config_file.read_text())
+    config = read_json(config_file)
     inputs, outputs = config.get("input_features", {}), config.get("output_features", {})
 
     def dim(features: Mapping, key: str) -> int | None:
@@ -191,7 +196,7 @@ def choose_layout(checkpoint: str | Path | CheckpointInputs, robot: str, topics:
         raise CheckpointError(f"checkpoint {inputs.path} cannot run with topics '{topics}':\n  - "
                               + "\n  - ".join(dict.fromkeys(problems)))
     if given:
-        return LayoutChoice(loaded[0], "given (layout:=)", inputs)
+        return _at_dataset_step(LayoutChoice(loaded[0], "given (layout:=)", inputs))
     data = inputs.data
     by_dims = [lay for lay in loaded if (lay.state_dim, lay.action_dim) == (inputs.state_dim, inputs.action_dim)]
     named = data.state_names is not None and data.action_names is not None
@@ -200,7 +205,7 @@ def choose_layout(checkpoint: str | Path | CheckpointInputs, robot: str, topics:
     if len(matches) == 1:
         how = ("state/action feature names of " + data.note) if named else f"state {inputs.state_dim} / action " \
               f"{inputs.action_dim} dims ({data.note})"
-        return LayoutChoice(matches[0], how, inputs)
+        return _at_dataset_step(LayoutChoice(matches[0], how, inputs))
     if len(matches) > 1:
         raise CheckpointError(f"checkpoint {inputs.path} fits several layouts: "
                               + "; ".join(_signature(lay) for lay in matches) + ". Choose one with layout:=<name>")
@@ -216,6 +221,17 @@ def choose_layout(checkpoint: str | Path | CheckpointInputs, robot: str, topics:
     lines.append("shipped layouts: " + "; ".join(_signature(lay) for lay in loaded))
     lines.append("write a layout YAML with these components (config/layouts/*.yaml shows how) and pass layout:=<path>")
     raise CheckpointError(f"checkpoint {inputs.path} matches no shipped layout:\n  - " + "\n  - ".join(lines))
+
+
+def _at_dataset_step(choice: LayoutChoice) -> LayoutChoice:
+    """The model's chunk rows are the training dataset's frames apart: a checkpoint trained at 30 fps run with a
+    layout's 0.1 s rows would move 3x slow. Where the dataset is here, its fps wins, and the start-up block says so."""
+    fps, layout = choice.inputs.data.fps, choice.layout
+    if fps is None or abs(layout.model_action_dt * fps - 1.0) < 1e-6:
+        return choice
+    how = (f"{choice.how}; model step {1.0 / fps:.4f} s from the training dataset's fps {fps:g} (layout "
+           f"'{layout.name}' says {layout.model_action_dt:g} s)")
+    return LayoutChoice(dataclasses.replace(layout, model_action_dt=1.0 / fps), how, choice.inputs)
 
 
 def choose_task(given: str, data: TrainingData) -> tuple[str, str]:

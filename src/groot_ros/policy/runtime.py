@@ -27,7 +27,8 @@ from groot_ros.policy.action_heads import ActionHeadSpec, HeadError, detect_head
 from groot_ros.policy.assets import AssetError, find_base_config, find_eagle_assets, stage_processor_dir
 from groot_ros.policy.attention import AttentionChoice, attention_override, choose_attention, verify_attention
 from groot_ros.policy.base import ChunkPolicy, PolicyInputs, Prediction, check_observation
-from groot_ros.policy.checkpoint import CheckpointError, CheckpointStats, LoadedCheckpointInfo, inspect_checkpoint
+from groot_ros.policy.checkpoint import (CheckpointError, CheckpointStats, LoadedCheckpointInfo, inspect_checkpoint,
+                                        minmax_problems)
 from groot_ros.policy.rtc import RtcOptions
 from groot_ros.policy.stock import StockEngine
 
@@ -143,6 +144,7 @@ class LoadedCheckpoint:
         base_json = assets = head = None
         if info is not None:
             problems += stats_problems(layout, info.state_dim, info.action_dim, info.camera_keys, info.embodiment_tag)
+            problems += minmax_problems(layout, info.stats) if info.stats is not None else []
             head = _detect_head(checkpoint / "model.safetensors", info.action_dim, problems)
             try:
                 base_json = find_base_config(checkpoint, base_config, info.config.get("base_model_path"))
