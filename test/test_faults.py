@@ -33,12 +33,14 @@ MAX_STEP = 1.0 * 0.01 + 1e-6  # the envelope: 1 rad/s at 100 Hz, per command
 
 
 class Camera:
-    """The head camera, from the test: normal, frozen (same bytes, fresh stamps) or with a stamp offset."""
+    """The head camera, from the test: normal, frozen (same bytes, fresh stamps), with a stamp offset, or in an
+    encoding nobody can decode (`depth`: 16UC1)."""
 
     def __init__(self, rospy):
         from sensor_msgs.msg import Image
 
-        self.rospy, self.offset, self.frozen, self.done = rospy, 0.0, False, threading.Event()
+        self.rospy, self.offset, self.frozen, self.depth = rospy, 0.0, False, False
+        self.done = threading.Event()
         self.pub = rospy.Publisher("/test/head_cam", Image, queue_size=1)
         self.img = Image(height=48, width=64, encoding="rgb8", step=64 * 3)
         threading.Thread(target=self._run, daemon=True).start()
@@ -49,6 +51,9 @@ class Camera:
             k += 1
             if not self.frozen:
                 self.img.data = bytes([k % 256]) * (48 * 64 * 3)
+            self.img.encoding, self.img.step = ("16UC1", 64 * 2) if self.depth else ("rgb8", 64 * 3)
+            if self.depth:
+                self.img.data = self.img.data[: 48 * 64 * 2]
             self.img.header.stamp = self.rospy.Time.from_sec(self.rospy.get_time() + self.offset)
             self.pub.publish(self.img)
             time.sleep(0.05)
@@ -198,16 +203,19 @@ def test_faults_hold_with_reasons_and_exits_restore(node_on_standin, tiny_checkp
 
 
 class ClawRelay:
-    """The stand-in's /leju_claw_state, passed on to the node's claw topic while `on` (claw state missing)."""
+    """The stand-in's /leju_claw_state, passed on to the node's claw topic while `on` (claw state missing), with
+    the left claw's position replaced by `left` when set (out of range)."""
 
     def __init__(self, rospy, topic: str):
         from groot_ros.ros import messages as km
 
-        self.on = True
+        self.on, self.left = True, None
         self.pub = rospy.Publisher(topic, km.lejuClawState, queue_size=5)
         self.sub = rospy.Subscriber("/leju_claw_state", km.lejuClawState, self._cb, queue_size=5)
 
     def _cb(self, msg):
+        if self.left is not None:
+            msg.data.position = [self.left, *msg.data.position[1:]]
         if self.on:
             self.pub.publish(msg)
 
@@ -423,3 +431,92 @@ def test_status_and_diagnostics_go_on_when_the_clock_jumps_back(tiny_checkpoint,
     finally:
         for proc in reversed(procs):
             stop(proc)
+
+
+def test_faults_a_lab_will_hit(node_on_standin, tiny_checkpoint, depalletize_layout, tmp_path):
+    """Issue 23 on the real node: a slow inference's hold ends, an undecodable camera and an impossible claw
+    state hold naming them, another commander holds (and blocks ~start), a second node of the same name leaves
+    the first running, a full disk under the observation log stops only the logging."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from sensor_msgs.msg import JointState
+
+    rospy = node_on_standin.rospy
+    rospy.set_param("/test/model_fault", "")
+    cam = _policy_setup(rospy, tmp_path, claws="/test/claw_state")
+    relay = ClawRelay(rospy, "/test/claw_state")
+    log_dir = tmp_path / "obs_log"
+    node = _start(node_on_standin, tiny_checkpoint, tmp_path, "node_type:=faulty_policy_node",
+                  f"observation_log_dir:={log_dir}")
+    rec, proc = node.rec, node.proc
+    run = FaultRun(rospy, rec, depalletize_layout, [proc, node.sim])
+    warnings: list[str] = []
+    diag = rospy.Subscriber("/diagnostics", DiagnosticArray, lambda m: warnings.extend(
+        s.message for s in m.status if s.name.endswith("warnings") and s.level == DiagnosticStatus.WARN))
+    try:
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 120, "running after the start-up", run.watched)
+        run.hold_case("one slow inference (1.5 s, limit 1 s), then fast again",
+                      lambda: rospy.set_param("/test/model_fault", 1.5),
+                      lambda: rospy.set_param("/test/model_fault", ""), "inference took 1.5")
+        run.hold_case("camera sending 16UC1 (undecodable)", lambda: setattr(cam, "depth", True),
+                      lambda: setattr(cam, "depth", False), "observation not usable: head")
+        run.hold_case("claw state 150", lambda: setattr(relay, "left", 150.0), lambda: setattr(relay, "left", None),
+                      "Claw_pos_0=150")
+        other: list = []
+        run.hold_case("another node publishing on /kuavo_arm_traj",
+                      lambda: other.append(rospy.Publisher("/kuavo_arm_traj", JointState, queue_size=1)),
+                      lambda: other.pop().unregister(), "another node commands the robot")
+
+        # ~start is refused while another node is there, and touches nothing
+        assert call(rospy, "/groot_policy/stop").success
+        rec.wait_for(lambda s: s.state == "stopped", 20, "stopped", run.watched)
+        pub = rospy.Publisher("/kuavo_arm_traj", JointState, queue_size=1)
+        wait_until(lambda: rospy.get_name() in str(rosgraph_publishers("/kuavo_arm_traj")), 10, "the registration")
+        refused = call(rospy, "/groot_policy/start")
+        assert not refused.success and "not starting: another node commands the robot" in refused.message, refused
+        time.sleep(1.0)
+        assert rec.latest_status().state == "stopped"  # the refusal touched nothing
+        pub.unregister()
+        wait_until(lambda: rospy.get_name() not in str(rosgraph_publishers("/kuavo_arm_traj")), 10, "unregistering")
+        n0 = run.mark()
+        assert call(rospy, "/groot_policy/start").success
+        rec.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 60, "running again", run.watched)
+        run.row("~start while another node publishes on /kuavo_arm_traj: refused; then started", n0,
+                reason=refused.message[:90])
+
+        # the same name again: the second one refuses, the first runs on
+        n0 = run.mark()
+        second = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={tiny_checkpoint.pretrained_model}",
+                            "dry_run:=true"], None, tmp_path / "second.log")
+        wait_until(lambda: "already running" in (tmp_path / "second.log").read_text(), 60, "the second node's refusal")
+        stop(second.proc)
+        seen = len(rec.statuses)
+        status = rec.wait_for(lambda s: len(rec.statuses) > seen + 2, 10, "the first node still reporting",
+                              run.watched)
+        assert status.state == "running", status
+        run.row("a second launch with the same node name", n0,
+                reason="the second exits: a node named /groot_policy is already running; the first runs on")
+
+        # a full disk under the observation log
+        n0 = run.mark()
+        os.symlink("/dev/full", log_dir / ".chunk.npz.partial")
+        chunks = rec.latest_status().chunks
+        wait_until(lambda: warnings, 20, "the observation log warning in /diagnostics", run.watched)
+        status = rec.wait_for(lambda s: s.chunks > chunks + 5, 30, "chunks after the disk error", run.watched)
+        assert status.state == "running" and "No space left on device" in warnings[-1], (status, warnings)
+        for path in log_dir.glob("chunk_*.npz"):
+            np.load(path).files  # complete files only
+        run.row("observation log on a full disk", n0, reason="/diagnostics warnings: observation log off ... "
+                + warnings[-1].rsplit(": ", 1)[-1])
+    finally:
+        diag.unregister()
+        rospy.set_param("/test/model_fault", "")
+        cam.done.set()
+        relay.close()
+        run.save(tmp_path / "fault_table.json")
+
+
+def rosgraph_publishers(topic: str) -> list[str]:
+    import rosgraph
+
+    publishers = rosgraph.Master("/groot_ros_test").getSystemState()[0]
+    return next((nodes for t, nodes in publishers if t == topic), [])

@@ -156,6 +156,7 @@ class PolicyRunner:
         self._worker: threading.Thread | None = None
         self._obs_problem = ""  # why the last observation could not be built (not staleness: ticks see that)
         self._warnings: tuple[str, ...] = ()
+        self._reported: dict[str, str] = {}  # problems the caller sees (another commander): source -> line
         self._obs_problem_since: float | None = None
 
     # -- inputs ---------------------------------------------------------------------------------------------
@@ -168,6 +169,12 @@ class PolicyRunner:
         data = getattr(sample.msg, "data", None) if name in self._cameras else None
         content = digest(bytes(data)) if data is not None and self.inputs.frozen_after_s is not None else None
         self.inputs.update(name, sample.received, sample.stamp, content)
+
+    def report_problem(self, source: str, line: str) -> None:
+        """A problem only the caller can see (the node: another node publishing on the command topics): held,
+        and ~resume refused, while it lasts; "" clears it."""
+        with self._lock:
+            self._reported[source] = line
 
     def measured_pose(self) -> tuple[np.ndarray | None, str]:
         """The pose in action space, or None and why (a missing stream, a malformed message)."""
@@ -182,6 +189,7 @@ class PolicyRunner:
         pose, problem = self.measured_pose()
         if problem and self.control.started:
             problems.append(problem)
+        problems += [line for line in self._reported.values() if line]
         if self._obs_problem and (self.machine.held or self._obs_problem_since is not None
                                   and now - self._obs_problem_since > self.settings.watchdog.max_stall_s):
             problems.append("observation not usable: " + self._obs_problem)

@@ -49,6 +49,18 @@ def nominal_height(configured: float | None) -> float:
     return float(value)
 
 
+def other_commanders(layout: Layout, me: str) -> str:
+    """Who else publishes on the robot's command topics, as the master knows it ("" when nobody): two nodes
+    commanding one robot interleave their targets (thousands of rate violations in seconds), so the node refuses
+    to start, or holds, while another one is there."""
+    import rosgraph
+
+    topics = {layout.commands[ch].topic for ch in dict.fromkeys(c.channel for c in layout.action)}
+    publishers, _subscribers, _services = rosgraph.Master(me).getSystemState()
+    found = [f"{node} on {topic}" for topic, nodes in publishers if topic in topics for node in nodes if node != me]
+    return f"another node commands the robot: {', '.join(sorted(found))}" if found else ""
+
+
 class Commander:
     def __init__(self, layout: Layout, settings: ExecutionSettings, backend: CommandBackend | None,
                  measured_pose: MeasuredPose, should_abort: Callable[[], bool], preview: Preview | None = None,

@@ -27,8 +27,8 @@ from groot_ros.execution.motion import exit_target
 from groot_ros.execution.pacer import Pacer
 from groot_ros.execution.runner import ChunkOut, PolicyRunner, RunnerClocks, RunnerStatus
 from groot_ros.execution.safety import SafetyEnvelope
-from groot_ros.execution.state_machine import STOPPED
-from groot_ros.ros.commander import Commander, nominal_height
+from groot_ros.execution.state_machine import STOPPED, Transition
+from groot_ros.ros.commander import Commander, nominal_height, other_commanders
 from groot_ros.ros.params import NodeParams, read_params
 
 LOG = {"info": rospy.loginfo, "warn": rospy.logwarn, "error": rospy.logerr}
@@ -183,12 +183,19 @@ class PolicyNode:
 
     # -- services -------------------------------------------------------------------------------------------
 
+    def _start(self) -> Transition:
+        """Refused, touching nothing, while another node commands the robot."""
+        other = "" if self.dry_run else other_commanders(self.layout, rospy.get_name())
+        if other:
+            return Transition(False, self.runner.machine.state, f"not starting: {other}")
+        return self.runner.start(self._keep_going)
+
     def _start_logged(self) -> None:
-        result = self.runner.start(self._keep_going)
+        result = self._start()
         (rospy.loginfo if result.ok else rospy.logerr)("groot_policy: %s", result.message)
 
     def _srv_start(self, _req):
-        t = self.runner.start(self._keep_going)
+        t = self._start()
         return TriggerResponse(t.ok, t.message)
 
     def _srv_pause(self, _req):
@@ -245,12 +252,24 @@ class PolicyNode:
         while self._keep_going():
             pacer.wait()
             try:
+                self._check_commanders()
                 self._publish_status()
             except Exception as exc:  # noqa: BLE001 - logged (every 100th), the next tick tries again
                 if failures % 100 == 0:
                     rospy.logerr("groot_policy: publishing ~status or /diagnostics failed (%d times): %s: %s",
                                  failures + 1, type(exc).__name__, exc)
                 failures += 1
+
+    def _check_commanders(self) -> None:
+        """While commanding: hold as long as another node publishes on the command topics. Without a master the
+        last verdict stands (nobody new can connect to our subscribers' robot then)."""
+        if self.dry_run:
+            return
+        try:
+            line = other_commanders(self.layout, rospy.get_name()) if self.runner.machine.commanding else ""
+        except Exception:  # noqa: BLE001 - no master (socket error) or a master error: the last verdict stands
+            return
+        self.runner.report_problem("commanders", line)
 
     def _publish_status(self) -> None:
         from groot_ros.ros.diagnostics import snapshot_of
@@ -269,7 +288,32 @@ class PolicyNode:
         self.diagnostics.update(snapshot_of(s, self.dry_run, self.settings.watchdog.max_inference_latency_s))
 
 
+def same_name_running(argv: list[str], default: str = "groot_policy") -> str:
+    """Why not to start ("" to go ahead): a node of our name that is registered and answers. Starting anyway
+    makes the master shut that one down mid-motion (its exit steps restoring the arm mode under the new one)."""
+    import xmlrpc.client
+
+    import rosgraph
+    import rosgraph.names
+
+    name = rosgraph.names.ns_join(rosgraph.names.get_ros_namespace(argv=argv),
+                                  rosgraph.names.load_mappings(argv).get("__name", default))
+    try:
+        uri = rosgraph.Master("/groot_policy_name_check").lookupNode(name)
+        pid = xmlrpc.client.ServerProxy(uri).getPid("/groot_policy_name_check")[2]
+    except Exception:  # noqa: BLE001 - unknown to the master, or registered but gone: the name is free
+        return ""
+    return (f"a node named {name} is already running (pid {pid}) and would be shut down mid-motion: stop it "
+            f"first (rosservice call {name}/stop, then end its launch), or launch this one with another name")
+
+
 def main() -> None:
+    import sys
+
+    busy = same_name_running(sys.argv)
+    if busy:
+        rospy.logfatal("groot_policy: not starting: %s", busy)
+        raise SystemExit(1)
     rospy.init_node("groot_policy")
     try:
         PolicyNode(read_params())
