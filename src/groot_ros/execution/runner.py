@@ -26,7 +26,7 @@ from groot_ros.core.layout import Layout
 from groot_ros.core.observation import Observation
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.prefix import ChunkPrefix
-from groot_ros.core.store import ObservationStore
+from groot_ros.core.store import ObservationResult, ObservationStore
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.control_step import ControlStep, Tick
 from groot_ros.execution.inputs import InputMonitor, digest
@@ -155,9 +155,9 @@ class PolicyRunner:
         self._executing_chunk = 0
         self._worker: threading.Thread | None = None
         self._obs_problem = ""  # why the last observation could not be built (not staleness: ticks see that)
+        self._obs_problem_since: float | None = None
         self._warnings: tuple[str, ...] = ()
         self._reported: dict[str, str] = {}  # problems the caller sees (another commander): source -> line
-        self._obs_problem_since: float | None = None
 
     # -- inputs ---------------------------------------------------------------------------------------------
 
@@ -351,7 +351,7 @@ class PolicyRunner:
                 self._warnings += (warning,)
             self._log("error", warning)
 
-    def _note_observation_problem(self, now: float, result) -> None:
+    def _note_observation_problem(self, now: float, result: ObservationResult) -> None:
         """Undecodable images, malformed fields: the worker is the only one to see them (the ticks judge only
         staleness). Kept until an observation builds again; a hold names them once they last (runner ticks)."""
         found = "; ".join(str(p) for p in result.problems if p.kind not in ("missing", "stale"))

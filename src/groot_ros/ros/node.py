@@ -31,6 +31,7 @@ from groot_ros.execution.state_machine import STOPPED, Transition
 from groot_ros.ros.commander import Commander, nominal_height, other_commanders
 from groot_ros.ros.params import NodeParams, read_params
 
+COMMANDERS_PERIOD_S = 1.0  # how often the master is asked who else publishes on the command topics
 LOG = {"info": rospy.loginfo, "warn": rospy.logwarn, "error": rospy.logerr}
 
 
@@ -90,6 +91,8 @@ class PolicyNode:
         threading.Thread(target=self.runner.run_control, args=(self._keep_going,), name="groot_control",
                          daemon=True).start()
         threading.Thread(target=self._status_loop, name="groot_status", daemon=True).start()
+        if not self.dry_run:
+            threading.Thread(target=self._commanders_loop, name="groot_commanders", daemon=True).start()
         if not params.start_paused:
             threading.Thread(target=self._start_logged, name="groot_startup", daemon=True).start()
         rospy.loginfo("groot_policy: ready (%s, backend %s, %s, control %.0f Hz, %s mode, checkpoint %s)",
@@ -252,7 +255,6 @@ class PolicyNode:
         while self._keep_going():
             pacer.wait()
             try:
-                self._check_commanders()
                 self._publish_status()
             except Exception as exc:  # noqa: BLE001 - logged (every 100th), the next tick tries again
                 if failures % 100 == 0:
@@ -260,16 +262,17 @@ class PolicyNode:
                                  failures + 1, type(exc).__name__, exc)
                 failures += 1
 
-    def _check_commanders(self) -> None:
-        """While commanding: hold as long as another node publishes on the command topics. Without a master the
-        last verdict stands (nobody new can connect to our subscribers' robot then)."""
-        if self.dry_run:
-            return
-        try:
-            line = other_commanders(self.layout, rospy.get_name()) if self.runner.machine.commanding else ""
-        except Exception:  # noqa: BLE001 - no master (socket error) or a master error: the last verdict stands
-            return
-        self.runner.report_problem("commanders", line)
+    def _commanders_loop(self) -> None:
+        """While commanding, once a second: hold as long as another node publishes on the command topics. A thread
+        of its own, so a slow master never delays ~status; without a master the last verdict stands."""
+        pacer = Pacer(COMMANDERS_PERIOD_S)
+        while self._keep_going():
+            pacer.wait()
+            try:
+                line = other_commanders(self.layout, rospy.get_name()) if self.runner.machine.commanding else ""
+            except Exception:  # noqa: BLE001 - no master (socket error) or a master error: the last verdict stands
+                continue
+            self.runner.report_problem("commanders", line)
 
     def _publish_status(self) -> None:
         from groot_ros.ros.diagnostics import snapshot_of
