@@ -178,3 +178,15 @@ def test_the_watchdog_and_the_store_judge_on_the_current_time_base():
     store.update("claws", SimpleNamespace(), 100.0)
     problems = {p.source: str(p) for p in store.freshness_problems(95.0)}
     assert "received 5.000 s after now (the clock jumped back)" in problems["claws"]
+
+
+def test_a_stream_whose_stamps_go_backwards_holds_naming_it():
+    """A publisher's clock reset by 0.3 s: within the stamp-offset limit, but an older stamp than the last."""
+    from groot_ros.execution.inputs import InputMonitor
+
+    monitor = InputMonitor(max_stamp_offset_s=0.5)
+    monitor.update("head", 10.0, 10.0)
+    monitor.update("head", 10.1, 9.8)
+    assert monitor.problems(10.2) == ["head: header stamp jumped back 0.20 s (clock jumped back)"]
+    monitor.update("head", 10.2, 9.9)  # going on from the new time base
+    assert monitor.problems(11.2) == []
