@@ -5,7 +5,8 @@
 - a clock jump: the header stamp is off from our receive time by more than `max_stamp_offset_s` (into the
   future or the past), so the data cannot be placed in time;
 - a stamp going backwards (a publisher's clock reset, a replay restarted): an older stamp than the stream's last,
-  reported for `STAMP_JUMP_HOLD_S` after it arrived, so the hold names it even when the offset stays small.
+  reported for `STAMP_JUMP_HOLD_S` after it arrived, so the hold names it even when the offset stays small
+  (under `STAMP_JUMP_MIN_S` it is two publishers interleaving, which the stamps cannot tell from a jump).
 The node feeds every message's stamp and (for cameras) a digest of its bytes; `problems(now)` lists what is
 wrong, one line per stream, for the state machine's hold reasons.
 """
@@ -24,6 +25,8 @@ def digest(data: bytes) -> int:
 
 # How long a stamp that went backwards stays a problem (receive time): long enough for a control tick to hold on it.
 STAMP_JUMP_HOLD_S = 1.0
+# A stamp this much older than the stream's last is a jump; less is two publishers' messages interleaving.
+STAMP_JUMP_MIN_S = 0.1
 
 
 @dataclass
@@ -47,7 +50,7 @@ class InputMonitor:
             seen = self._seen.setdefault(name, _Seen())
             seen.stamp_offset = None if stamp is None else stamp - received
             if stamp is not None:
-                if seen.last_stamp is not None and stamp < seen.last_stamp - 1e-3:
+                if seen.last_stamp is not None and stamp < seen.last_stamp - STAMP_JUMP_MIN_S:
                     seen.jumped = (seen.last_stamp - stamp, received)
                 seen.last_stamp = stamp
             if content is not None:
