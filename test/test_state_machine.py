@@ -129,5 +129,6 @@ def test_input_monitor_finds_frozen_cameras_and_stamp_jumps():
     assert mon.problems(2.0) == ["joints: header stamp 3.00 s in the future of its arrival (limit 0.5 s)"]
     mon.update("joints", 2.1, 1.0)
     assert "in the past" in mon.problems(2.1)[0]
-    mon.update("joints", 2.2, None)  # no stamp: nothing to judge
-    assert mon.problems(2.2) == []
+    mon.update("joints", 2.2, None)  # no stamp: no offset to judge; the jump back (5 -> 1) shows for 1 s
+    assert mon.problems(2.2) == ["joints: header stamp jumped back 4.00 s (clock jumped back)"]
+    assert not [p for p in mon.problems(3.2) if p.startswith("joints")]
