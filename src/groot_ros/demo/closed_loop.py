@@ -187,7 +187,8 @@ def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layo
                  recorder: Recorder, watch: Sequence[Any], rate: float = 100.0) -> list[EpisodeLog]:
     """One episode per box: approach the start pose, reset the task, run the node (or hold) until placed."""
     from groot_ros.demo.recording import task_outcome
-    from groot_ros.sim.launcher import check_alive
+    from groot_ros.ros.commander import other_commanders
+    from groot_ros.sim.launcher import check_alive, wait_until
 
     home = start_pose(layout)
     logs = []
@@ -196,7 +197,10 @@ def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layo
         reset_task(box)
         log = EpisodeLog(policy=policy, box=tuple(box))
         recorder.begin(log)
-        if policy != "hold":
+        if policy != "hold":  # one commander per robot: the node starts only once this process's publishers are gone
+            backend.disconnect()
+            wait_until(lambda: not other_commanders(layout, "/groot_policy"), 10,
+                       "release of the command topics by this process", watch)
             _trigger("/groot_policy/start")
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
@@ -210,6 +214,7 @@ def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layo
         log.seconds = time.monotonic() - t0
         if policy != "hold":
             _trigger("/groot_policy/stop")
+            backend.start()  # publishers again, for the next approach
         log.phase, log.success = task_outcome()
         recorder.end()
         logs.append(log)

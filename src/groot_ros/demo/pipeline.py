@@ -256,6 +256,7 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
             finally:
                 if backend is not None:
                     backend.shutdown()
+                    backend.disconnect()  # rospy keeps a topic registered while any publisher of it lives
                 stop(launch.proc)
     columns = open_dataset(data / "train").hf_dataset.select_columns(["action", "episode_index"])[:]
     actions, episode = np.asarray(columns["action"]), np.asarray(columns["episode_index"])

@@ -45,6 +45,17 @@ class CommandBackend(ABC):
             self._head = rospy.Publisher(self.config.head_topic, self._head_cls, queue_size=2)
             self._connected = True
 
+    def disconnect(self) -> None:
+        """Unregisters the publishers, arm mode untouched: another node may command the robot now (the policy node
+        refuses to start while anyone else publishes on its command topics). connect()/start() open them again."""
+        if self._connected:
+            self._disconnect()
+            self._head.unregister()
+            self._connected = False
+
+    def _disconnect(self) -> None:
+        """The backend's own publishers (the SDK has none of ours)."""
+
     def send_head(self, yaw_deg: float, pitch_deg: float) -> None:
         self._head.publish(self._head_cls(joint_data=[float(yaw_deg), float(pitch_deg)]))
 

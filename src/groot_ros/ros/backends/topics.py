@@ -51,5 +51,9 @@ class TopicsBackend(CommandBackend):
         used = {c.channel for c in self.layout.action}
         self._publishers = {ch: ChannelPublisher(self.layout.commands[ch], self.layout, self.config) for ch in used}
 
+    def _disconnect(self) -> None:
+        for channel in self._publishers.values():
+            channel.publisher.unregister()
+
     def _send(self, channel: str, values: np.ndarray) -> None:
         self._publishers[channel].publish(values)
