@@ -145,3 +145,30 @@ def test_frame_timer_takes_one_frame_per_period_without_bursts():
     ticks = [k * 0.01 for k in range(100)]  # 1 s of a 100 Hz loop
     assert sum(timer.due(t) for t in ticks) == 10
     assert timer.due(5.0) and not timer.due(5.05) and timer.due(5.1)  # after a pause: one frame, re-anchored
+
+
+def test_recordings_merge_with_converted_bags_without_their_run_only_features(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from groot_ros.tools.bag2lerobot import dataset_features, merge_datasets
+
+    runs = tmp_path / "runs"
+    recorder = DeploymentRecorder(runs, LAYOUT, fps=10, video=False)
+    for k in range(5):
+        recorder.add(frame(k, k >= 3))
+    assert recorder.close(timeout=60)
+    bags = tmp_path / "bags"  # what bag2lerobot writes for the same layout: its own features function
+    converted = LeRobotDataset.create(repo_id="local/bags", fps=10, root=bags, robot_type=f"kuavo_{LAYOUT.robot.version}",
+                                      features=dataset_features(LAYOUT, {k: SHAPE for k in LAYOUT.camera_keys}, False),
+                                      use_videos=False)
+    for k in range(4):
+        f = frame(k, True, episode=7)
+        converted.add_frame({"observation.state": f.state, "action": f.action, **f.images, "task": f.task})
+    converted.save_episode()
+    converted.finalize()
+
+    merged = load(merge_datasets([bags, runs], tmp_path / "merged"))
+    assert merged.num_episodes == 2 and merged.num_frames == 9
+    assert "intervention" not in merged.meta.features and "policy_action" not in merged.meta.features
+    assert float(merged[4 + 3]["action"][0]) == -3  # the operator's command survives as the action
+    assert "intervention" in load(runs).meta.features  # the recording itself keeps them

@@ -20,6 +20,7 @@ targets that training reads across it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from collections import defaultdict
@@ -35,6 +36,10 @@ from groot_ros.core.store import ObservationStore, header_stamp
 log = logging.getLogger(__name__)
 
 CLOCKS = ("header", "receive")
+# Features only deployment recordings have (tools/deployment_recorder.py): what the policy proposed, and whether the
+# operator was in charge. Not `action.*`: LeRobot would take any such feature for a training target.
+POLICY_ACTION, INTERVENTION = "policy_action", "intervention"
+RUN_FEATURES = (POLICY_ACTION, INTERVENTION)
 
 
 class SkipEpisode(Exception):
@@ -125,7 +130,13 @@ def with_command_topic(layout: Layout, channel: str, topic: str) -> Layout:
 
 def merge_datasets(roots: Sequence[str | Path], out: str | Path, repo_id: str | None = None) -> Path:
     """Several local LeRobot v3.0 datasets -> one, by LeRobot's own aggregation (lerobot.datasets.aggregate):
-    it checks that fps, robot type and features (names included) agree and renumbers episodes and tasks."""
+    it checks that fps, robot type and features (names included) agree and renumbers episodes and tasks.
+
+    Deployment recordings carry RUN_FEATURES that converted bags and the users' datasets do not: where not every
+    dataset has them they are dropped from a copy (LeRobot's dataset_tools.remove_feature) and the merge says so
+    in the log; the recordings themselves keep them. Any other difference is LeRobot's refusal, as before."""
+    import tempfile
+
     from lerobot.datasets.aggregate import aggregate_datasets
 
     sources = [Path(r).resolve() for r in roots]
@@ -135,12 +146,30 @@ def merge_datasets(roots: Sequence[str | Path], out: str | Path, repo_id: str | 
     target = Path(out).resolve()
     if target.exists():
         raise ConversionError(f"{target} already exists: choose a new --out")
-    try:
-        aggregate_datasets(repo_ids=[f"local/{r.name}" for r in sources], roots=sources,
-                           aggr_repo_id=repo_id or f"local/{target.name}", aggr_root=target)
-    except ValueError as exc:
-        raise ConversionError(f"LeRobot refused to merge {', '.join(map(str, sources))}: {exc}") from exc
+    features = {r: set(json.loads((r / "meta" / "info.json").read_text())["features"]) for r in sources}
+    shared = set.intersection(*features.values())
+    with tempfile.TemporaryDirectory(prefix="groot_merge_", dir=target.parent) as scratch:
+        inputs = [_without_run_features(r, sorted(features[r] - shared), Path(scratch)) for r in sources]
+        try:
+            aggregate_datasets(repo_ids=[f"local/{r.name}" for r in inputs], roots=inputs,
+                               aggr_repo_id=repo_id or f"local/{target.name}", aggr_root=target)
+        except ValueError as exc:
+            raise ConversionError(f"LeRobot refused to merge {', '.join(map(str, sources))}: {exc}") from exc
     return target
+
+
+def _without_run_features(root: Path, extra: list[str], scratch: Path) -> Path:
+    """`root` itself, or a copy without the deployment-only features the other datasets lack."""
+    drop = [f for f in extra if f in RUN_FEATURES]
+    if not drop:
+        return root
+    from lerobot.datasets.dataset_tools import remove_feature
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    log.warning("merging %s without %s: not every dataset has them", root, ", ".join(drop))
+    copy = scratch / root.name
+    remove_feature(LeRobotDataset(f"local/{root.name}", root=root), drop, output_dir=copy, repo_id=f"local/{root.name}")
+    return copy
 
 
 def with_tolerance(layout: Layout, tolerance: float) -> Layout:

@@ -35,11 +35,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from groot_ros.core.layout import Layout
-from groot_ros.tools.bag2lerobot import dataset_features
+from groot_ros.tools.bag2lerobot import INTERVENTION, POLICY_ACTION, dataset_features
 
 log = logging.getLogger(__name__)
 
-POLICY_ACTION, INTERVENTION = "policy_action", "intervention"
 TRIALS_FILE = "meta/trials.jsonl"
 
 
