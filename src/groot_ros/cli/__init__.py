@@ -10,14 +10,14 @@ import argparse
 import logging
 import sys
 
-from groot_ros.cli import bench, demo, policy, replay, tools
+from groot_ros.cli import bench, dagger, demo, policy, replay, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m groot_ros", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for area in (tools, policy, replay, demo, bench):
+    for area in (tools, policy, replay, dagger, demo, bench):
         area.register(sub)
     return parser
 
