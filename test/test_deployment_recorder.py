@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from groot_ros.core.layout import load_layout
-from groot_ros.tools.deployment_recorder import (DeploymentRecorder, FrameTimer, RecordedFrame, RecorderError,
-                                                 TrialOutcome)
+from groot_ros.core.observation import Observation
+from groot_ros.execution.recording import FrameTimer, RecordedFrame, TrialOutcome
+from groot_ros.tools.deployment_recorder import DeploymentRecorder, RecorderError
 
 LAYOUT = load_layout("arms_claws", "4_pro", "sim")
 SHAPE = (24, 32, 3)
@@ -26,8 +27,9 @@ def frame(k: int, intervention: bool, episode: int = 0) -> RecordedFrame:
     action = np.full(LAYOUT.action_dim, (-1 if intervention else 1) * (1000 * episode + k), np.float32)
     proposal = np.full(LAYOUT.action_dim, np.nan if k == 0 else k, np.float32)  # no plan before the first chunk
     images = {key: np.full(SHAPE, (10 * k + i) % 256, np.uint8) for i, key in enumerate(LAYOUT.camera_keys)}
-    return RecordedFrame(state=np.full(LAYOUT.state_dim, k, np.float32), images=images, action=action,
-                         policy_action=proposal, intervention=intervention, task="Depalletize the box")
+    obs = Observation(state=np.full(LAYOUT.state_dim, k, np.float32), images=images, task="Depalletize the box")
+    return RecordedFrame(stamp=0.1 * k, observe=lambda: obs, action=action, policy_action=proposal,
+                         intervention=intervention, task=obs.task)
 
 
 def load(root):
@@ -115,6 +117,16 @@ def test_an_existing_dataset_that_does_not_fit_is_refused_with_the_reason(tmp_pa
         DeploymentRecorder(tmp_path / "junk", LAYOUT, fps=10)
 
 
+def test_frames_whose_inputs_were_unusable_are_left_out_and_counted(tmp_path):
+    recorder = DeploymentRecorder(tmp_path / "runs", LAYOUT, fps=10, video=False)
+    for k in range(4):
+        good = frame(k, False)
+        recorder.add(good if k != 2 else RecordedFrame(good.stamp, lambda: None, good.action, good.policy_action,
+                                                        False, good.task))
+    assert recorder.close(timeout=60) and recorder.status().frames_unusable == 1
+    assert load(tmp_path / "runs").num_frames == 3
+
+
 def test_the_caller_is_never_blocked_and_drops_are_counted(tmp_path):
     recorder = DeploymentRecorder(tmp_path / "runs", LAYOUT, fps=10, video=False, max_pending_frames=3)
     accepted = sum(recorder.add(frame(k, False)) for k in range(200))
@@ -163,7 +175,8 @@ def test_recordings_merge_with_converted_bags_without_their_run_only_features(tm
                                       use_videos=False)
     for k in range(4):
         f = frame(k, True, episode=7)
-        converted.add_frame({"observation.state": f.state, "action": f.action, **f.images, "task": f.task})
+        obs = f.observe()
+        converted.add_frame({"observation.state": obs.state, "action": f.action, **obs.images, "task": f.task})
     converted.save_episode()
     converted.finalize()
 

@@ -143,8 +143,7 @@ class ObservationStore:
     def freshness_problems(self, now: float, samples: Mapping[str, Sample] | None = None) -> list[StreamProblem]:
         """Missing or stale streams and cameras only: cheap enough for every control tick (no decoding)."""
         if samples is None:
-            with self._lock:
-                samples = dict(self._samples)
+            samples = self.snapshot()
         problems = []
         for name, spec in list(self._streams.items()) + list(self._cameras.items()):
             problem = _freshness(name, spec.topic, spec.max_age, samples.get(name), now)
@@ -152,9 +151,17 @@ class ObservationStore:
                 problems.append(problem)
         return problems
 
-    def build_observation(self, now: float, task: str) -> ObservationResult:
+    def snapshot(self) -> dict[str, Sample]:
+        """The latest sample of every stream and camera, as of now: cheap (no decoding), so a fast loop can take one
+        and have it built later, elsewhere (the deployment recorder builds frames on its own thread)."""
         with self._lock:
-            samples = dict(self._samples)
+            return dict(self._samples)
+
+    def build_observation(self, now: float, task: str) -> ObservationResult:
+        return self.observation_from(self.snapshot(), now, task)
+
+    def observation_from(self, samples: Mapping[str, Sample], now: float, task: str) -> ObservationResult:
+        """The observation those samples make at time `now`: staleness judged at `now`, images decoded here."""
         problems = self.freshness_problems(now, samples)
         state = self._state(samples, problems)
         images = {}

@@ -32,7 +32,8 @@ from groot_ros.execution.control_step import ControlStep, Tick
 from groot_ros.execution.inputs import InputMonitor, digest
 from groot_ros.execution.pacer import Pacer
 from groot_ros.execution.safety import SafetyEnvelope
-from groot_ros.execution.state_machine import RUNNING, STARTING, StateMachine, Transition
+from groot_ros.execution.recording import RunRecording
+from groot_ros.execution.state_machine import OPERATOR, RUNNING, STARTING, StateMachine, Transition
 
 Log = Callable[[str, str], None]  # (level: info|warn|error, message)
 
@@ -115,7 +116,8 @@ class PolicyRunner:
                  seed: int | None = None, nominal_height: Callable[[], float] = lambda: 0.0,
                  sequences: Sequences | None = None, obs_log: ObservationLog | None = None,
                  on_chunk: Callable[[ChunkOut], None] = lambda _out: None, log: Log = lambda _lvl, _msg: None,
-                 clocks: RunnerClocks = RunnerClocks()) -> None:
+                 clocks: RunnerClocks = RunnerClocks(), recording: RunRecording | None = None,
+                 operator_command: Callable[[np.ndarray], np.ndarray] = lambda pose: pose) -> None:
         self.layout = layout
         self.settings = settings
         self.policy = policy
@@ -126,6 +128,8 @@ class PolicyRunner:
         self.sequences = sequences
         self.obs_log = obs_log
         self.clocks = clocks
+        self.recording = recording  # None: nothing recorded (record_dir unset)
+        self.operator_command = operator_command  # the measured pose -> what the operator commands over it
         self._send = send
         self._on_chunk = on_chunk
         self._log = log
@@ -200,9 +204,15 @@ class PolicyRunner:
     # -- control --------------------------------------------------------------------------------------------
 
     def control_step(self) -> Tick | None:
-        """One control tick: the core's command goes out through `send`, stamped with the tick's node time."""
+        """One control tick: the core's command goes out through `send`, stamped with the tick's node time. Taken
+        over, nothing is sent and the operator's command is what a recorded frame keeps."""
         with self._lock:
-            if not self.machine.commanding or self._closing.is_set():
+            if self._closing.is_set():
+                return None
+            if self.machine.state == OPERATOR:
+                self._record_operator()
+                return None
+            if not self.machine.commanding:
                 return None
             t0 = self.clocks.perf()
             now = self.clocks.now()
@@ -218,8 +228,22 @@ class PolicyRunner:
                     del self._submitted_at[old]
                 self._executing_chunk = tick.chunk_id
             self._send(tick.command, now)
+            if self.recording is not None and tick.state == RUNNING:  # holds and pauses do not show the task
+                self._record(now, tick.command, tick.raw, intervention=False)
             self.latency.record("tick_compute", self.clocks.perf() - t0)
             return tick
+
+    def _record(self, now: float, action: np.ndarray, proposal: np.ndarray | None, intervention: bool) -> None:
+        if not self.recording.tick(now, action, proposal, intervention):
+            self._throttle("warn", "recorder behind: a frame was dropped (see ~status warnings)", 5.0, "recorder")
+
+    def _record_operator(self) -> None:
+        """A taken-over tick: the operator's latest command (over the measured pose where a channel has none)."""
+        if self.recording is None:
+            return
+        pose, _ = self.measured_pose()
+        if pose is not None and np.isfinite(pose).all():
+            self._record(self.clocks.now(), self.operator_command(pose), None, intervention=True)
 
     def run_control(self, keep_going: Callable[[], bool]) -> None:
         """The control loop: one pacer, no catch-up bursts; a failing tick holds and says why."""
@@ -402,6 +426,28 @@ class PolicyRunner:
         with self._lock:
             return self.control.pause("paused by operator")
 
+    def takeover(self, on: bool) -> Transition:
+        """on: the operator commands the robot and the node nothing (recording the operator's commands). off: the
+        policy takes over again from the measured pose, with the ramp, as after a start (a fresh control core:
+        the old plan and the envelope's last command are where the robot was before the operator moved it)."""
+        with self._lock:
+            if on:
+                return self.machine.takeover()
+            if self.machine.state != OPERATOR:
+                return self.machine.release()
+            problems = self._refresh_problems(self.clocks.now())
+            if not problems:
+                self.control = ControlStep(self.layout, self.settings, self.machine)
+            return self.machine.release(problems)
+
+    def end_episode(self, keep: bool) -> Transition:
+        """~episode (keep) / ~discard: the episode in progress is saved or dropped; recording goes on in a new one."""
+        with self._lock:
+            if self.recording is None:
+                return Transition(False, self.machine.state, "not recording (record_dir is not set)")
+            return Transition(True, self.machine.state,
+                              self.recording.end_episode(self.clocks.now(), keep, "operator: next episode"))
+
     def resume(self) -> Transition:
         with self._lock:
             now = self.clocks.now()
@@ -413,9 +459,10 @@ class PolicyRunner:
             if not transition.ok:
                 return transition
             self._abort.set()
+            saved = "; " + self.recording.end_episode(self.clocks.now(), True, why) if self.recording else ""
         report = self._run_exit_steps()
         return Transition(bool(self._restore_ok) or self.sequences is None, self.machine.state,
-                          f"stopped ({why}); {report}")
+                          f"stopped ({why}); {report}{saved}")
 
     def shutdown(self) -> Transition | None:
         """Ctrl-C, SIGTERM: the loops stop commanding, then the exit steps restore the robot (also while the model

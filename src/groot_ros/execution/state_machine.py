@@ -6,7 +6,11 @@
                         |                    v  |                      v  |
                         |                   paused <-------------------'  | hold/failure while paused keeps paused
                         v
-    any of idle, starting, running, holding, paused --stop--> stopping --stopped(report)--> stopped --start--> ...
+    any of idle, starting, running, holding, paused, operator --stop--> stopping --stopped(report)--> stopped --> ...
+
+    running, holding, paused --takeover--> operator --release (inputs healthy)--> running (a fresh ramp)
+
+In operator the node commands nothing (the operator's teleoperation does) and records what the operator sends.
 
 Every transition is one method returning a Transition (ok, state, message); a refused one changes nothing and
 says why. The watchdog (inputs, inference latency, the worker) only reports problems; the hold itself, its
@@ -19,9 +23,9 @@ import threading
 from dataclasses import dataclass
 from typing import Sequence
 
-IDLE, STARTING, RUNNING, HOLDING, PAUSED, STOPPING, STOPPED = (
-    "idle", "starting", "running", "holding", "paused", "stopping", "stopped")
-STATES = (IDLE, STARTING, RUNNING, HOLDING, PAUSED, STOPPING, STOPPED)
+IDLE, STARTING, RUNNING, HOLDING, PAUSED, OPERATOR, STOPPING, STOPPED = (
+    "idle", "starting", "running", "holding", "paused", "operator", "stopping", "stopped")
+STATES = (IDLE, STARTING, RUNNING, HOLDING, PAUSED, OPERATOR, STOPPING, STOPPED)
 COMMANDING = (RUNNING, HOLDING, PAUSED)  # the control loop sends commands (policy or the held pose)
 HELD = (HOLDING, PAUSED)  # the control loop sends the last safe command
 
@@ -106,9 +110,22 @@ class StateMachine:
                 return Transition(False, self.state, "inputs not healthy: " + "; ".join(problems))
             return self._set(RUNNING, (), "resume")
 
+    def takeover(self, reason: str = "operator in charge (takeover)") -> Transition:
+        """The operator takes the robot: running/holding/paused -> operator; the node stops commanding."""
+        return self._move("take over", (RUNNING, HOLDING, PAUSED), OPERATOR, (reason,))
+
+    def release(self, problems: Sequence[str] = ()) -> Transition:
+        """The operator hands back: operator -> running, refused while any input is unhealthy (as resume)."""
+        with self._lock:
+            if self.state != OPERATOR:
+                return Transition(False, self.state, f"cannot hand back while {self.state} (not taken over)")
+            if problems:
+                return Transition(False, self.state, "inputs not healthy: " + "; ".join(problems))
+            return self._set(RUNNING, (), "hand back")
+
     def stop(self, reason: str) -> Transition:
         """Operator stop or shutdown: anything but stopping/stopped -> stopping (the exit steps run next)."""
-        return self._move("stop", (IDLE, STARTING, RUNNING, HOLDING, PAUSED), STOPPING, (reason,))
+        return self._move("stop", (IDLE, STARTING, RUNNING, HOLDING, PAUSED, OPERATOR), STOPPING, (reason,))
 
     def stopped(self, report: str) -> Transition:
         """The exit steps ran: stopping -> stopped, with what they did (restore verified or not) as the reason."""

@@ -21,7 +21,7 @@ from groot_ros.execution.runner import RunnerStatus
 
 LEVEL_OF_STATE = {"running": DiagnosticStatus.OK, "idle": DiagnosticStatus.OK, "stopped": DiagnosticStatus.OK,
                   "starting": DiagnosticStatus.OK, "stopping": DiagnosticStatus.OK, "paused": DiagnosticStatus.WARN,
-                  "holding": DiagnosticStatus.ERROR}
+                  "holding": DiagnosticStatus.ERROR, "operator": DiagnosticStatus.OK}
 
 
 @dataclass

@@ -35,6 +35,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from groot_ros.core.layout import Layout
+from groot_ros.core.observation import Observation
+from groot_ros.execution.recording import RecordedFrame, TrialOutcome
 from groot_ros.tools.bag2lerobot import INTERVENTION, POLICY_ACTION, dataset_features
 
 log = logging.getLogger(__name__)
@@ -47,53 +49,14 @@ class RecorderError(ValueError):
 
 
 @dataclass(frozen=True)
-class RecordedFrame:
-    """One dataset frame: what the model saw, what was sent, what the policy wanted, and who was in charge."""
-
-    state: np.ndarray  # (state_dim,) robot units: the observation the model saw
-    images: Mapping[str, np.ndarray]  # observation.images.* key -> uint8 RGB HxWx3
-    action: np.ndarray  # (action_dim,) the command actually sent (after the safety envelope), or the operator's
-    policy_action: np.ndarray  # (action_dim,) the policy's own proposal; NaN when it had none
-    intervention: bool
-    task: str
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    """How a trial ended, as the scene or the operator reported it (None: nobody said)."""
-
-    success: bool | None = None
-    duration_s: float | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
 class RecorderStatus:
     root: str
     episodes_saved: int  # since this recorder opened the dataset
     frames_in_episode: int  # handed over for the episode in progress (some may still be queued)
     frames_dropped: int  # because the writer fell behind (never silently: /diagnostics shows it)
+    frames_unusable: int  # whose observation could not be built at their time (stale or broken input)
     pending_frames: int
     error: str  # the last write error ("" when none); the episode it hit is dropped, recording goes on
-
-
-class FrameTimer:
-    """Frames at the dataset's rate from a faster loop: due once per 1/fps of the caller's clock, without drift and
-    without bursts after a pause (a late call takes one frame and re-anchors)."""
-
-    def __init__(self, fps: float):
-        self.period = 1.0 / fps
-        self._next: float | None = None
-
-    def due(self, now: float) -> bool:
-        if self._next is not None and now < self._next:
-            return False
-        late = self._next is None or now - self._next >= self.period
-        self._next = (now if late else self._next) + self.period
-        return True
-
-    def restart(self) -> None:
-        self._next = None
 
 
 class DeploymentRecorder:
@@ -113,6 +76,7 @@ class DeploymentRecorder:
         self._pending = 0
         self._in_episode = 0
         self._dropped = 0
+        self._unusable = 0
         self._saved = 0
         self._error = ""
         self._check_existing()
@@ -166,8 +130,8 @@ class DeploymentRecorder:
 
     def status(self) -> RecorderStatus:
         with self._lock:
-            return RecorderStatus(str(self.root), self._saved, self._in_episode, self._dropped, self._pending,
-                                  self._error)
+            return RecorderStatus(str(self.root), self._saved, self._in_episode, self._dropped, self._unusable,
+                                  self._pending, self._error)
 
     # -- the writer thread ---------------------------------------------------------------------------------
 
@@ -226,9 +190,14 @@ class DeploymentRecorder:
                         self._pending -= 1
                     if failed:
                         continue
+                    obs = item.observe()
+                    if obs is None:
+                        with self._lock:
+                            self._unusable += 1
+                        continue
                     if dataset is None:
-                        dataset = self._open(item.images)
-                    dataset.add_frame(self._lerobot_frame(item))
+                        dataset = self._open(obs.images)
+                    dataset.add_frame(self._lerobot_frame(item, obs))
                     intervened += bool(item.intervention)
                 elif kind == "save":
                     if dataset is not None and not failed and dataset.episode_buffer["size"] > 0:
@@ -254,11 +223,11 @@ class DeploymentRecorder:
                 failed, dataset = kind == "frame", None
 
     @staticmethod
-    def _lerobot_frame(frame: RecordedFrame) -> dict:
-        return {"observation.state": np.asarray(frame.state, np.float32),
+    def _lerobot_frame(frame: RecordedFrame, obs: Observation) -> dict:
+        return {"observation.state": np.asarray(obs.state, np.float32),
                 "action": np.asarray(frame.action, np.float32),
                 POLICY_ACTION: np.asarray(frame.policy_action, np.float32),
-                INTERVENTION: np.array([frame.intervention]), **frame.images, "task": frame.task}
+                INTERVENTION: np.array([frame.intervention]), **obs.images, "task": frame.task}
 
     def _write_trial(self, index: int, intervened: int, outcome: TrialOutcome) -> None:
         with (self.root / TRIALS_FILE).open("a") as f:
