@@ -243,6 +243,11 @@ class Layout:
             parts.append(values - nominal_height if comp.measured_relative else values)
         return np.concatenate(parts)
 
+    @property
+    def action_channels(self) -> list[str]:
+        """The command channels the action uses (arm, claw, torso), in the action's order, each once."""
+        return list(dict.fromkeys(c.channel for c in self.action))
+
     def channel_values(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Splits an action vector (..., action_dim) into command channels in robot units."""
         action = np.asarray(action, dtype=np.float64)

@@ -47,6 +47,9 @@ class Recorder(Protocol):
 
     def discard_episode(self) -> int: ...
 
+    def problem(self) -> str:
+        """What the recording lost so far (dropped or unusable frames, a write error), "" when nothing."""
+
 
 class FrameTimer:
     """Frames at the dataset's rate from a faster loop: due once per 1/fps of the caller's clock, without drift and

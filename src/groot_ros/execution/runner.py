@@ -104,7 +104,7 @@ class RunnerStatus:
     restore_ok: bool | None  # the last exit's read-back (None: no exit yet, or a dry run)
     safety_summary: str
     latency: dict[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()  # what the node gave up without holding (the observation log after an error)
+    warnings: tuple[str, ...] = ()  # what the node gave up without holding (the observation log, recorded frames)
 
 
 class PolicyRunner:
@@ -510,6 +510,8 @@ class PolicyRunner:
             problems = self._last_problems if self.machine.commanding else ()
             chunks, latency, obs_time = self._sequence, self._last_latency, self._last_chunk_obs_time
             worker_error, restore_ok, warnings = self._worker_error, self._restore_ok, self._warnings
+            lost = self.recording.recorder.problem() if self.recording is not None else ""
+            warnings += (lost,) if lost else ()
             ticks, missed = self.pacer.ticks, self.pacer.missed
             now = self.clocks.now()
         clamps = sum(sum(v.values()) if isinstance(v, dict) else int(v) for v in report["safety"].values())

@@ -261,7 +261,7 @@ def describe(choice: LayoutChoice, task: str, task_source: str, extra: Sequence[
     lines += [f"  camera   {c.key} <- {c.name} {c.topic} ({c.msg_type}{', rotated 180 deg' if c.rotate_180 else ''})"
               for c in lay.cameras]
     lines += [f"  stream   {n} {lay.streams[n].topic}" for n in lay.used_streams()]
-    lines += [f"  command  {ch} {lay.commands[ch].topic}" for ch in dict.fromkeys(c.channel for c in lay.action)]
+    lines += [f"  command  {ch} {lay.commands[ch].topic}" for ch in lay.action_channels]
     lines.append(f"  task     '{task}' <- {task_source}")
     lines += [f"  {line}" for line in extra]
     return "\n".join(lines)

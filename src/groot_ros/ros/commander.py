@@ -55,7 +55,7 @@ def other_commanders(layout: Layout, me: str) -> str:
     to start, or holds, while another one is there."""
     import rosgraph
 
-    topics = {layout.commands[ch].topic for ch in dict.fromkeys(c.channel for c in layout.action)}
+    topics = {layout.commands[ch].topic for ch in layout.action_channels}
     publishers, _subscribers, _services = rosgraph.Master(me).getSystemState()
     found = [f"{node} on {topic}" for topic, nodes in publishers if topic in topics for node in nodes if node != me]
     return f"another node commands the robot: {', '.join(sorted(found))}" if found else ""

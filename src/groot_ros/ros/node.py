@@ -16,7 +16,7 @@ import numpy as np
 import rospy
 from diagnostic_msgs.msg import KeyValue
 from sensor_msgs.msg import JointState
-from std_srvs.srv import Trigger, TriggerResponse
+from std_srvs.srv import SetBool, SetBoolResponse, Trigger, TriggerResponse
 
 from groot_ros.core.layout import Layout
 from groot_ros.core.observation_log import ObservationLog
@@ -32,6 +32,7 @@ from groot_ros.ros.commander import Commander, nominal_height, other_commanders
 from groot_ros.ros.params import NodeParams, read_params
 
 COMMANDERS_PERIOD_S = 1.0  # how often the master is asked who else publishes on the command topics
+RECORDER_CLOSE_S = 20.0  # on shutdown: how long the recorder may take to save the episode in progress
 LOG = {"info": rospy.loginfo, "warn": rospy.logwarn, "error": rospy.logerr}
 
 
@@ -74,17 +75,26 @@ class PolicyNode:
         self.commander = Commander(self.layout, self.settings, backend, lambda: self.runner.measured_pose(),
                                    self._should_abort, self._preview)
         policy = self._load_policy(startup)
+        self.recorder, recording = self._recording(store, startup.task)
+        self.operator = None
+        if recording is not None:
+            from groot_ros.ros.operator import OperatorCommands
+
+            self.operator = OperatorCommands(self.layout, rospy.get_name())
         self.runner = PolicyRunner(
             self.layout, self.settings, policy, store, inputs, self.commander.command, task=startup.task,
             seed=params.seed, nominal_height=lambda: nominal_height(params.nominal_height),
             sequences=None if self.dry_run else self, on_chunk=self._publish_chunk,
             obs_log=ObservationLog(params.observation_log_dir) if params.observation_log_dir else None,
             log=lambda level, message: LOG[level]("groot_policy: %s", message),
-            clocks=RunnerClocks(now=rospy.get_time))
+            clocks=RunnerClocks(now=rospy.get_time), recording=recording,
+            operator_command=self.operator.over if self.operator else lambda pose: pose)
         self._subs = subscribe_store(store, self._on_message)
         for name, handler in (("start", self._srv_start), ("pause", self._srv_pause), ("resume", self._srv_resume),
-                              ("stop", self._srv_stop)):
+                              ("stop", self._srv_stop), ("episode", self._srv_episode),
+                              ("discard", self._srv_discard)):
             rospy.Service("~" + name, Trigger, handler)
+        rospy.Service("~takeover", SetBool, self._srv_takeover)
         rospy.on_shutdown(self.shutdown)
 
         self.runner.start_worker(self._keep_going)
@@ -118,6 +128,28 @@ class PolicyNode:
         if sample is not None:
             self.diagnostics.message(name, sample.stamp)
             self.runner.note_message(name)
+
+    def _recording(self, store: ObservationStore, task: str):
+        """~record_dir: the deployment recorder (LeRobot v3.0 episodes at the model's rate) and the runner's side of
+        it; (None, None) without one. An existing dataset that does not fit is a start-up error naming why."""
+        p = self.params
+        if p.record_dir is None:
+            return None, None
+        from groot_ros.execution.recording import RunRecording
+        from groot_ros.tools.deployment_recorder import DeploymentRecorder
+
+        fps = round(1.0 / (self.settings.execution.model_action_dt or self.layout.model_action_dt))
+        recorder = DeploymentRecorder(p.record_dir, self.layout, fps, video=p.record_video)
+        verdict = None
+        if p.task_success_topic:
+            from std_msgs.msg import Bool
+
+            verdict = {"done": None}
+            self._success_sub = rospy.Subscriber(p.task_success_topic, Bool,
+                                                 lambda msg: verdict.update(done=bool(msg.data)), queue_size=2)
+        rospy.loginfo("groot_policy: recording runs and takeovers into %s at %d fps%s", p.record_dir, fps,
+                      f", trial results from {p.task_success_topic}" if verdict else "")
+        return recorder, RunRecording(recorder, fps, store, task, (lambda: verdict["done"]) if verdict else lambda: None)
 
     def _make_backend(self):
         from groot_ros.ros.backends.config import load_backend_config
@@ -215,6 +247,26 @@ class PolicyNode:
         t = self.runner.stop("~stop called")
         return TriggerResponse(t.ok, t.message)
 
+    def _srv_takeover(self, req):
+        """true: the operator commands the robot (the node stops commanding, records the operator's commands);
+        false: hand back, refused while an input is unhealthy or another node still publishes on the command
+        topics."""
+        t = self.runner.takeover(bool(req.data))
+        if t.ok and not req.data and self.operator is not None:
+            self.operator.forget()  # the next takeover records its own commands, not this one's last
+        (rospy.loginfo if t.ok else rospy.logwarn)("groot_policy: %s", t.message)
+        return SetBoolResponse(t.ok, t.message)
+
+    def _srv_episode(self, _req):
+        t = self.runner.end_episode(keep=True)
+        rospy.loginfo("groot_policy: %s", t.message)
+        return TriggerResponse(t.ok, t.message)
+
+    def _srv_discard(self, _req):
+        t = self.runner.end_episode(keep=False)
+        rospy.loginfo("groot_policy: %s", t.message)
+        return TriggerResponse(t.ok, t.message)
+
     def shutdown(self) -> None:
         """Ctrl-C, SIGTERM, roslaunch kill: stop commanding and restore the robot, even while the model is mid-call;
         the last status says what the restore read back."""
@@ -224,6 +276,9 @@ class PolicyNode:
         result = self.runner.shutdown()
         if result is not None and not result.ok and self.runner.machine.state != STOPPED:
             rospy.logwarn("groot_policy: shutdown: %s", result.message)
+        if self.recorder is not None and not self.recorder.close(timeout=RECORDER_CLOSE_S):
+            rospy.logwarn("groot_policy: the recorder did not finish writing within %.0f s: the episode in progress "
+                          "may be lost (earlier ones are complete)", RECORDER_CLOSE_S)
         with contextlib.suppress(rospy.ROSException):  # a topic already closed: the log has said it
             self._publish_status()
 

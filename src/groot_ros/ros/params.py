@@ -54,6 +54,9 @@ class NodeParams:
     start_pose_from: str = ""  # "" (config/execution.yaml startup), DATASET[:episode] or a .bag
     launch_dir: Path = Path(".")
     policy_server: str = ""  # ws://host:port of `python -m groot_ros serve`: the model runs there
+    record_dir: Path | None = None  # deployment runs and takeovers as LeRobot episodes (tools/deployment_recorder)
+    record_video: bool = True  # images as mp4 (LeRobot's default) or PNG
+    task_success_topic: str = ""  # std_msgs/Bool the scene publishes (the stand-in's ~task_success): trial results
 
 
 def launch_directory(raw: Mapping[str, Any]) -> Path:
@@ -175,6 +178,9 @@ def parse_params(raw: Mapping[str, Any]) -> NodeParams:
         start_pose_from=start_pose_from,
         launch_dir=base,
         policy_server=server,
+        record_dir=resolve_path(raw.get("record_dir", ""), base, "~record_dir", problems, must_exist=False),
+        record_video=bool(raw.get("record_video", True)),
+        task_success_topic=str(raw.get("task_success_topic", "") or ""),
     )
     if problems:
         raise ParamError("groot_policy parameters:\n  - " + "\n  - ".join(problems))

@@ -187,7 +187,7 @@ def sources(layout: Layout) -> list[Source]:
            for n in layout.used_streams()]
     out += [Source(c.name, c.topic, c.msg_type, "camera", c.max_age) for c in layout.cameras]
     out += [Source(f"command:{ch}", layout.commands[ch].topic, layout.commands[ch].msg_type, "command", None)
-            for ch in dict.fromkeys(c.channel for c in layout.action)]
+            for ch in layout.action_channels]
     return out
 
 

@@ -128,6 +128,14 @@ class DeploymentRecorder:
         self._queue.put(("flush", done))
         done.wait(timeout)
 
+    def problem(self) -> str:
+        s = self.status()
+        lost = [f"{s.frames_dropped} frames dropped (the writer fell behind)" if s.frames_dropped else "",
+                f"{s.frames_unusable} frames left out (inputs unusable then)" if s.frames_unusable else "",
+                f"write error, that episode dropped: {s.error}" if s.error else ""]
+        lost = [line for line in lost if line]
+        return f"recorder ({self.root}): " + "; ".join(lost) if lost else ""
+
     def status(self) -> RecorderStatus:
         with self._lock:
             return RecorderStatus(str(self.root), self._saved, self._in_episode, self._dropped, self._unusable,

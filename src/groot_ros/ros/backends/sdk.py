@@ -82,7 +82,7 @@ class SdkBackend(CommandBackend):
                 raise BackendError("KuavoSDK.Init() failed (see the kuavo-humanoid-sdk log above)")
         except RuntimeError as exc:
             raise BackendError(f"KuavoSDK.Init() failed: {exc}") from exc
-        used = {c.channel for c in self.layout.action}
+        used = set(self.layout.action_channels)
         self._robot = KuavoRobot()
         self._claw = LejuClaw() if "claw" in used else None
         self._torso = ChannelPublisher(self.layout.commands["torso"], self.layout, self.config) if "torso" in used else None

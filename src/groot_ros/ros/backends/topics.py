@@ -48,7 +48,7 @@ class ChannelPublisher:
 
 class TopicsBackend(CommandBackend):
     def _connect(self) -> None:
-        used = {c.channel for c in self.layout.action}
+        used = set(self.layout.action_channels)
         self._publishers = {ch: ChannelPublisher(self.layout.commands[ch], self.layout, self.config) for ch in used}
 
     def _disconnect(self) -> None:
