@@ -1,40 +1,43 @@
-"""The users' claw latch (execution/claw_latch.py), on their numbers: threshold 50, 5 steps, closed at 90."""
+"""The users' claw latch (execution/claw_latch.py), on their numbers: threshold 50, 5 model steps, closed at 90."""
 
 import numpy as np
+import pytest
 
-from groot_ros.execution.claw_latch import ClawLatch, ClawLatchConfig
+from groot_ros.execution.claw_latch import ClawLatch
+from groot_ros.execution.config import ClawLatchConfig, ExecutionConfigError
 
 ON = ClawLatchConfig(enabled=True)
+STEP = 0.1  # model step (s)
+TICK = 0.01  # control tick (s)
 
 
-def run(latch: ClawLatch, rows: list[list[float]], ticks_per_step: int = 10) -> np.ndarray:
-    """Each model row held for `ticks_per_step` control ticks, as the control loop sends it; the last command."""
-    out = None
-    for step, row in enumerate(rows):
-        for _ in range(ticks_per_step):
-            out = latch.apply(np.array(row, float), step)
+def run(latch: ClawLatch, rows: list[list[float]], t0: float = 0.0) -> np.ndarray:
+    """Each model row held for one model step of control ticks, as the control loop sends it; the last command."""
+    out, t = None, t0
+    for row in rows:
+        for _ in range(round(STEP / TICK)):
+            out = latch.apply(np.array(row, float), t)
+            t += TICK
     return out
 
 
-def test_five_closed_steps_latch_that_claw_only_and_a_release_frees_it():
-    latch = ClawLatch(ON, claws=2)
-    rows = [[60, 10]] * 4 + [[60, 70]] + [[20, 20]]  # left closed 5 steps, right once; then both open
+def test_five_closed_steps_latch_that_claw_only():
+    latch = ClawLatch(ON, 2, STEP)
+    assert run(latch, [[60, 10]] * 4).tolist() == [60, 10]  # 4 steps: not yet
+    latch = ClawLatch(ON, 2, STEP)
+    rows = [[60, 10]] * 4 + [[60, 70]] + [[20, 20]]  # left closed 5 steps, right once; then both asked open
     assert run(latch, rows).tolist() == [90, 20]
     assert latch.latched.tolist() == [True, False]
-    assert latch.release() == [0]
-    assert latch.apply(np.array([20.0, 20.0]), 0).tolist() == [20, 20]
 
 
-def test_steps_are_counted_once_however_many_ticks_they_span():
-    latch = ClawLatch(ON, claws=2)
-    assert run(latch, [[60, 60]] * 4, ticks_per_step=50).tolist() == [60, 60]  # 200 ticks, 4 steps: not yet
-    latch = ClawLatch(ON, claws=2)
-    assert run(latch, [[60, 60], [40, 60], [60, 60], [60, 60], [60, 60], [60, 60]]).tolist() == [60, 90]  # a dip resets
+def test_a_dip_below_the_threshold_starts_the_count_again():
+    latch = ClawLatch(ON, 2, STEP)
+    assert run(latch, [[60, 60], [40, 60], [60, 60], [60, 60], [60, 60], [60, 60]]).tolist() == [60, 90]
 
 
 def test_off_by_default_and_bad_settings_are_named():
-    latch = ClawLatch(ClawLatchConfig(), claws=2)
+    latch = ClawLatch(ClawLatchConfig(), 2, STEP)
     assert run(latch, [[95, 95]] * 10).tolist() == [95, 95]
-    assert ClawLatchConfig(threshold=150, steps=0).problems() == [
-        "claw_latch.threshold must be within 0..100 claw units, got 150",
-        "claw_latch.steps must be an integer >= 1, got 0"]
+    with pytest.raises(ExecutionConfigError, match=r"steps must be an integer >= 1, got 0(.|\n)*threshold must be "
+                                                   r"within 0..100 claw units, got 150"):
+        ClawLatchConfig(threshold=150, steps=0)

@@ -112,3 +112,32 @@ def test_two_takeovers_become_intervention_frames_with_the_operators_commands(no
     assert trial["intervention_frames"] == int(operator.sum()) and trial["duration_s"] > 5
     assert trial["success"] in (True, False)  # the stand-in's verdict on its ~task_success
     assert "recorder" not in " ".join(status.stale_streams)
+
+
+def node_pid(rospy) -> int:
+    import xmlrpc.client
+
+    import rosgraph
+
+    uri = rosgraph.Master("/pid_check").lookupNode("/groot_policy")
+    return xmlrpc.client.ServerProxy(uri).getPid("/pid_check")[2]
+
+
+def test_twenty_trials_on_one_model_load(node_on_standin, tiny_checkpoint, tmp_path):
+    rospy, node = node_on_standin.rospy, node_on_standin
+    runs = tmp_path / "runs"
+    node.start("sim_depalletize.launch", "seed:=0", "dry_run:=true", f"record_dir:={runs}", "record_video:=false",
+               sim=None, checkpoint=tiny_checkpoint.pretrained_model)
+    node.wait_for(lambda s: s.state == "running" and s.chunks >= 1, 90, "the first chunk")
+    pid = node_pid(rospy)
+    for trial in range(20):
+        chunks = node.rec.latest_status().chunks
+        node.wait_for(lambda s, c=chunks: s.state == "running" and s.chunks > c, 30, f"trial {trial} running")
+        reset = node.call("reset")
+        assert reset.success and "episode saved" in reset.message, reset.message
+    assert node_pid(rospy) == pid  # the same process: the model was loaded once
+    assert node.call("stop").success
+    assert node.stop_node() == 0, (node.folder / "launch.log").read_text()[-3000:]
+    trials = [json.loads(line) for line in (runs / "meta" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) >= 20 and [t["episode_index"] for t in trials] == list(range(len(trials)))
+    assert all(t["reason"].startswith("~reset") for t in trials[:20])

@@ -99,3 +99,25 @@ def test_hand_back_is_refused_while_an_input_is_stale_and_discard_drops_the_epis
     stopped = runner.stop("end of trial")
     assert "episode saved" in stopped.message
     assert recorder.close(timeout=60) and recorder.status().episodes_saved == 1
+
+
+def test_the_claw_latch_holds_through_a_takeover_and_frees_at_the_next_start():
+    rig = Rig(claw_latch={"enabled": True})
+    slices = rig.layout.action_slices()
+    claws = [i for c in rig.layout.action if c.channel == "claw" for i in range(slices[c.name].start, slices[c.name].stop)]
+    rig.policy.pose = rig.policy.pose.copy()
+    rig.policy.pose[claws] = 60.0  # the policy asks "closed", above the users' threshold of 50
+    runner = rig.runner
+    assert runner.start().ok
+    rig.run(1.0)
+    assert rig.sent[-1][1][claws].tolist() == [90.0, 90.0]  # latched after 5 model steps of "closed"
+    rig.policy.pose[claws] = 20.0  # now the policy would open them mid-carry
+    assert runner.takeover(True).ok
+    rig.run(0.3)
+    assert runner.takeover(False).ok
+    rig.run(1.0)
+    assert rig.sent[-1][1][claws].tolist() == [90.0, 90.0]  # still latched: the episode goes on
+    runner.stop("end of trial")
+    assert runner.start().ok
+    rig.run(1.0)
+    assert rig.sent[-1][1][claws].tolist() == [20.0, 20.0]  # a new episode: free again

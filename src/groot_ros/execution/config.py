@@ -230,7 +230,27 @@ class RtcConfig:
         _raise_if(problems, "rtc")
 
 
-SECTIONS = ("execution", "safety", "watchdog", "startup", "rtc")
+@dataclass(frozen=True)
+class ClawLatchConfig:
+    """The users' claw latch (execution/claw_latch.py): a claw commanded closed for `steps` model steps in a row stays
+    closed until the episode ends. Off by default; their values otherwise."""
+
+    enabled: bool = False
+    threshold: float = 50.0
+    steps: int = 5
+    closed_value: float = 90.0
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        _integer(problems, "steps", self.steps, 1)
+        for name in ("threshold", "closed_value"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 100.0):
+                problems.append(f"{name} must be within 0..100 claw units, got {value!r}")
+        _raise_if(problems, "claw_latch")
+
+
+SECTIONS = ("execution", "safety", "watchdog", "startup", "rtc", "claw_latch")
 
 
 @dataclass(frozen=True)
@@ -240,6 +260,7 @@ class ExecutionSettings:
     watchdog: WatchdogConfig = WatchdogConfig()
     startup: StartupConfig = StartupConfig()
     rtc: RtcConfig = RtcConfig()
+    claw_latch: ClawLatchConfig = ClawLatchConfig()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "ExecutionSettings":
@@ -249,7 +270,7 @@ class ExecutionSettings:
             raise ExecutionConfigError(f"unknown execution config sections {unknown}; known: {', '.join(SECTIONS)}")
         return cls(from_dict(ExecutionConfig, data.get("execution")), from_dict(SafetyConfig, data.get("safety")),
                    from_dict(WatchdogConfig, data.get("watchdog")), from_dict(StartupConfig, data.get("startup")),
-                   from_dict(RtcConfig, data.get("rtc")))
+                   from_dict(RtcConfig, data.get("rtc")), from_dict(ClawLatchConfig, data.get("claw_latch")))
 
 
 def load_execution_settings(path: str | Path | None = None,

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from groot_ros.core.prefix import ChunkPrefix
+from groot_ros.execution.claw_latch import ClawLatch
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.safety import SafetyEnvelope
 from groot_ros.execution.schedule import ChunkScheduler, SubmitResult
@@ -44,8 +45,12 @@ class ControlStep:
     """Never blocks: `tick` always returns at once with a safe command (or None before start-up)."""
 
     def __init__(self, layout: Layout, settings: ExecutionSettings = ExecutionSettings(),
-                 machine: StateMachine | None = None):
+                 machine: StateMachine | None = None, latch: ClawLatch | None = None):
         self.layout = layout
+        self.latch = latch  # the episode's claw latch (the runner's; it outlives a core across hand-backs)
+        slices = layout.action_slices()
+        self._claws = [i for c in layout.action if c.channel == "claw" for i in range(slices[c.name].start,
+                                                                                      slices[c.name].stop)]
         self.settings = settings
         self.scheduler = ChunkScheduler(layout, settings.execution, settings.rtc)
         self.safety = SafetyEnvelope(layout, settings.safety, settings.execution.control_rate)
@@ -107,6 +112,9 @@ class ControlStep:
             self.scheduler.reset(pose if pose is not None else self.safety.last, now)
             self._in_hold = False
         raw, info = self.scheduler.command_at(now)
+        if self.latch is not None and self._claws:
+            raw = raw.copy()
+            raw[self._claws] = self.latch.apply(raw[self._claws], now)
         if info.source in ("waiting", "stall"):
             self._no_chunk_since = now if self._no_chunk_since is None else self._no_chunk_since
         else:

@@ -27,6 +27,7 @@ from groot_ros.core.observation import Observation
 from groot_ros.core.observation_log import ObservationLog
 from groot_ros.core.prefix import ChunkPrefix
 from groot_ros.core.store import ObservationResult, ObservationStore
+from groot_ros.execution.claw_latch import ClawLatch
 from groot_ros.execution.config import ExecutionSettings
 from groot_ros.execution.control_step import ControlStep, Tick
 from groot_ros.execution.inputs import InputMonitor, digest
@@ -138,7 +139,8 @@ class PolicyRunner:
         self.machine = StateMachine()
         self.latency = LatencyStats()
         self.pacer = Pacer(settings.execution.tick_dt, clocks.perf, clocks.sleep)
-        self.control = ControlStep(layout, settings, self.machine)
+        self.latch = self._new_latch()
+        self.control = self._new_control()
         self._lock = threading.RLock()
         self._motion_lock = threading.Lock()
         self._abort = threading.Event()  # set by stop: sequences end at their next tick
@@ -417,10 +419,20 @@ class PolicyRunner:
         with self._lock:
             if self.machine.state != STARTING:  # stopped meanwhile
                 return Transition(False, self.machine.state, "start-up interrupted by stop")
-            self.control = ControlStep(self.layout, self.settings, self.machine)  # fresh ramp from the measured pose
+            self.latch = self._new_latch()  # a new episode: every claw free
+            self.control = self._new_control()  # fresh ramp from the measured pose
             transition = self.machine.started()
         return Transition(True, transition.state, transition.message
                           + (" (dry run: nothing is commanded)" if self.sequences is None else ""))
+
+    def _new_latch(self) -> ClawLatch | None:
+        cfg = self.settings.claw_latch
+        claws = sum(c.dim for c in self.layout.action if c.channel == "claw")
+        step_dt = self.settings.execution.model_action_dt or self.layout.model_action_dt
+        return ClawLatch(cfg, claws, step_dt) if cfg.enabled and claws else None
+
+    def _new_control(self) -> ControlStep:
+        return ControlStep(self.layout, self.settings, self.machine, self.latch)
 
     def pause(self) -> Transition:
         with self._lock:
@@ -437,7 +449,7 @@ class PolicyRunner:
                 return self.machine.release()
             problems = self._refresh_problems(self.clocks.now())
             if not problems:
-                self.control = ControlStep(self.layout, self.settings, self.machine)
+                self.control = self._new_control()  # the episode's claw latch carries over
             return self.machine.release(problems)
 
     def end_episode(self, keep: bool) -> Transition:

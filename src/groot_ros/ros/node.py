@@ -92,7 +92,7 @@ class PolicyNode:
         self._subs = subscribe_store(store, self._on_message)
         for name, handler in (("start", self._srv_start), ("pause", self._srv_pause), ("resume", self._srv_resume),
                               ("stop", self._srv_stop), ("episode", self._srv_episode),
-                              ("discard", self._srv_discard)):
+                              ("discard", self._srv_discard), ("reset", self._srv_reset)):
             rospy.Service("~" + name, Trigger, handler)
         rospy.Service("~takeover", SetBool, self._srv_takeover)
         rospy.on_shutdown(self.shutdown)
@@ -246,6 +246,16 @@ class PolicyNode:
     def _srv_stop(self, _req):
         t = self.runner.stop("~stop called")
         return TriggerResponse(t.ok, t.message)
+
+    def _srv_reset(self, _req):
+        """The next trial on the same model: stop (the episode saved, the robot restored), then the start-up sequence
+        (claws open, start pose; claw latch freed) and the policy again."""
+        stopped = self.runner.stop("~reset: next trial")
+        if not stopped.ok and self.runner.machine.state != STOPPED:
+            return TriggerResponse(False, f"reset: {stopped.message}")
+        started = self._start()
+        (rospy.loginfo if started.ok else rospy.logerr)("groot_policy: reset: %s", started.message)
+        return TriggerResponse(started.ok, f"reset: {stopped.message}; {started.message}")
 
     def _srv_takeover(self, req):
         """true: the operator commands the robot (the node stops commanding, records the operator's commands);
