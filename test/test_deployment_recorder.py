@@ -185,3 +185,21 @@ def test_recordings_merge_with_converted_bags_without_their_run_only_features(tm
     assert "intervention" not in merged.meta.features and "policy_action" not in merged.meta.features
     assert float(merged[4 + 3]["action"][0]) == -3  # the operator's command survives as the action
     assert "intervention" in load(runs).meta.features  # the recording itself keeps them
+
+
+@pytest.mark.slow
+def test_a_recording_merged_with_converted_bags_trains_through_the_wrapper(tmp_path):
+    from groot_ros.cli import main
+    from groot_ros.tools.bag2lerobot import merge_datasets
+
+    runs, bags = tmp_path / "runs", tmp_path / "bags"
+    for root, operator in ((runs, lambda k: k >= 6), (bags, lambda k: True)):
+        recorder = DeploymentRecorder(root, LAYOUT, fps=10, video=False)
+        for k in range(20):
+            recorder.add(frame(k, operator(k)))
+        assert recorder.close(timeout=60)
+    merged = merge_datasets([bags, runs], tmp_path / "merged")
+    small = ["--batch-size", "2", "--save-freq", "2", "--log-freq", "1", "--num-workers", "0", "--device", "cpu"]
+    assert main(["train", "--layout", "arms_claws", "--tiny-base-model", str(tmp_path / "tiny"),
+                 "--dataset-root", str(merged), "--output-dir", str(tmp_path / "run"), "--steps", "2", *small]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
