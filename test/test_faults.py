@@ -198,6 +198,7 @@ def test_faults_hold_with_reasons_and_exits_restore(node_on_standin, tiny_checkp
         row = run.signal_case("SIGINT (roslaunch stop)", lambda: stop(proc.proc), proc.proc)
     finally:
         cam.done.set()
+        joints.unregister()  # the master is the session's: a publisher left here is a second /sensors_data_raw
         run.save(tmp_path / "fault_table.json")
     assert row["mode_restored"], (tmp_path / "launch.log").read_text()[-3000:]
 
@@ -221,6 +222,7 @@ class ClawRelay:
 
     def close(self):
         self.sub.unregister()
+        self.pub.unregister()
 
 
 def test_lost_inputs_model_failures_and_signals(node_on_standin, tiny_checkpoint, depalletize_layout, tmp_path):

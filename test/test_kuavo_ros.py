@@ -205,12 +205,13 @@ def test_controller_rules_arm_commands(sim, store, ros_node):
         poll_until(lambda: False, seconds, every=lambda: pub.publish(JointState(name=msg_names, position=target)))
         return observe(store, ros_node).state[:14]
 
-    assert np.allclose(stream(names), 0.0, atol=1e-3)  # auto swing mode (1): ignored
-    assert set_mode(control_mode=2).result
     try:
+        assert np.allclose(stream(names), 0.0, atol=1e-3)  # auto swing mode (1): ignored
+        assert set_mode(control_mode=2).result
         assert np.allclose(stream(names[:13]), 0.0, atol=1e-3)  # 13 names: rejected
         assert np.allclose(stream(names, 1.5), ARM_TARGET, atol=0.02)
         assert not set_mode(control_mode=7).result
     finally:
         assert set_mode(control_mode=1).result
+        pub.unregister()  # later tests' nodes refuse to start while another node publishes on /kuavo_arm_traj
     assert poll_until(lambda: np.allclose(observe(store, ros_node).state[:14], 0.0, atol=0.02), 5)
