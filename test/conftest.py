@@ -104,6 +104,22 @@ class Recorder:
             sub.unregister()
 
 
+COMMAND_TOPICS = ("/kuavo_arm_traj", "/leju_claw_command", "/cmd_pose")
+
+
+def release_command_topics() -> None:
+    """This test process stops publishing on the robot's command topics: a backend or the Kuavo SDK an earlier test
+    used here keeps them registered on the session's master, and the node refuses to start while another node
+    publishes there (one commander per robot). Every reference rospy holds is released, as unregister() would."""
+    from rospy.impl.registration import Registration
+    from rospy.topics import get_topic_manager
+
+    manager = get_topic_manager()
+    for topic in COMMAND_TOPICS:
+        while manager.get_publisher_impl(topic) is not None:
+            manager.release_impl(Registration.PUB, topic)
+
+
 def launch(*args: str, log: Path, cwd: Path | None = None):
     from groot_ros.sim.launcher import roslaunch
 
@@ -143,6 +159,7 @@ class NodeOnStandIn:
     def start(self, launch_file: str, *args: str, sim: tuple[str, ...] | None = (), cwd: Path | None = None,
               checkpoint: Path | str | None = None) -> "NodeOnStandIn":
         """sim: the stand-in's ~params, None for a launch file that starts it (sim_depalletize.launch)."""
+        release_command_topics()
         if sim is not None:
             self.sim = start_sim(self.folder / "sim.log", *sim)
         extra = (f"checkpoint:={checkpoint}",) if checkpoint is not None else ()

@@ -102,6 +102,7 @@ def test_topics_backend_uses_only_the_wheel_services(wheel_sim, ros_node, layout
 
         assert poll_until(arrived, 8, every=lambda: backend.send({"arm": ARM_TARGET, "claw": np.zeros(2)}))
         backend.shutdown()
+        backend.disconnect()  # later nodes on this master refuse to start while we publish on their command topics
     finally:
         for sub in subs:
             sub.unregister()

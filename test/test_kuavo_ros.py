@@ -188,6 +188,7 @@ def test_backend_closed_loop(kind, sim, store, ros_node, recorder, layout):
     backend.send({"arm": ARM_TARGET})  # not in external control any more: arm commands are not sent
     time.sleep(0.2)
     assert len(recorder["arm"]) == sent
+    backend.disconnect()  # later nodes on this master refuse to start while we publish on their command topics
 
 
 def test_controller_rules_arm_commands(sim, store, ros_node):
