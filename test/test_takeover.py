@@ -103,8 +103,7 @@ def test_hand_back_is_refused_while_an_input_is_stale_and_discard_drops_the_epis
 
 def test_the_claw_latch_holds_through_a_takeover_and_frees_at_the_next_start():
     rig = Rig(claw_latch={"enabled": True})
-    slices = rig.layout.action_slices()
-    claws = [i for c in rig.layout.action if c.channel == "claw" for i in range(slices[c.name].start, slices[c.name].stop)]
+    claws = rig.layout.action_indices("claw")
     rig.policy.pose = rig.policy.pose.copy()
     rig.policy.pose[claws] = 60.0  # the policy asks "closed", above the users' threshold of 50
     runner = rig.runner

@@ -248,6 +248,12 @@ class Layout:
         """The command channels the action uses (arm, claw, torso), in the action's order, each once."""
         return list(dict.fromkeys(c.channel for c in self.action))
 
+    def action_indices(self, channel: str) -> list[int]:
+        """Positions in the action vector of one command channel's components (e.g. the claws)."""
+        slices = self.action_slices()
+        return [i for c in self.action if c.channel == channel for i in range(slices[c.name].start,
+                                                                             slices[c.name].stop)]
+
     def channel_values(self, action: np.ndarray) -> dict[str, np.ndarray]:
         """Splits an action vector (..., action_dim) into command channels in robot units."""
         action = np.asarray(action, dtype=np.float64)

@@ -48,9 +48,7 @@ class ControlStep:
                  machine: StateMachine | None = None, latch: ClawLatch | None = None):
         self.layout = layout
         self.latch = latch  # the episode's claw latch (the runner's; it outlives a core across hand-backs)
-        slices = layout.action_slices()
-        self._claws = [i for c in layout.action if c.channel == "claw" for i in range(slices[c.name].start,
-                                                                                      slices[c.name].stop)]
+        self._claws = layout.action_indices("claw")
         self.settings = settings
         self.scheduler = ChunkScheduler(layout, settings.execution, settings.rtc)
         self.safety = SafetyEnvelope(layout, settings.safety, settings.execution.control_rate)

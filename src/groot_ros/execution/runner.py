@@ -427,7 +427,7 @@ class PolicyRunner:
 
     def _new_latch(self) -> ClawLatch | None:
         cfg = self.settings.claw_latch
-        claws = sum(c.dim for c in self.layout.action if c.channel == "claw")
+        claws = len(self.layout.action_indices("claw"))
         step_dt = self.settings.execution.model_action_dt or self.layout.model_action_dt
         return ClawLatch(cfg, claws, step_dt) if cfg.enabled and claws else None
 
