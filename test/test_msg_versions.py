@@ -4,6 +4,8 @@ any version convert, and the node runs start-up, closed loop and exit against th
 
 from __future__ import annotations
 
+import sys
+import threading
 from io import BytesIO
 
 import numpy as np
@@ -176,3 +178,34 @@ def test_the_node_runs_against_the_stand_in_in_each_version(node_on_standin, tin
         stopped = node.call("stop")
         assert stopped.success and "arm mode restored to 1 (read back)" in stopped.message, stopped.message
     assert node.stop_node() == 0, (node.folder / "launch.log").read_text()[-3000:]
+
+
+def test_classes_built_at_once_from_several_threads_all_decode():
+    """A bag's topics start together: each subscriber thread builds its publisher's class at the same moment.
+    genpy's generator keeps state in module globals; unserialized, some classes lacked their struct helpers."""
+    texts = [kv.message_definition(version, type_name)[0] + f"\n# copy {i}"  # distinct texts: no cache hit
+             for i in range(4) for version in kv.VERSIONS for type_name in kv.TYPES]
+    names = [type_name for _ in range(4) for _version in kv.VERSIONS for type_name in kv.TYPES]
+    start, errors = threading.Barrier(len(texts)), []
+
+    def build(type_name: str, text: str) -> None:
+        start.wait()
+        try:
+            msg = kv.class_from_definition(type_name, text)()
+            out = BytesIO()
+            msg.serialize(out)
+            type(msg)().deserialize(out.getvalue())
+        except Exception as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(f"{type_name}: {exc!r}")
+
+    threads = [threading.Thread(target=build, args=pair) for pair in zip(names, texts)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave inside the generator, as on a loaded machine
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []

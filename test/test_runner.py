@@ -12,6 +12,7 @@ import pytest
 
 from groot_ros.bench.node_path import camera_message, stream_messages
 from groot_ros.core.layout import load_layout
+from groot_ros.core.observation_log import ObservationLog, read_entry
 from groot_ros.core.store import ObservationStore
 from groot_ros.execution.config import load_execution_settings
 from groot_ros.execution.inputs import InputMonitor
@@ -295,10 +296,11 @@ def test_a_dead_worker_holds_and_start_restarts_it():
     stop.set()
 
 
-def test_blend_rtc_hands_the_policy_the_plan_under_way_with_the_measured_delay():
+def test_blend_rtc_hands_the_policy_the_plan_under_way_with_the_measured_delay(tmp_path):
     """blend: rtc in simulated time: the first chunk has nothing to continue; each later call gets the plan at the
     new observation's row times, its delay rows from the measured observation-to-takeover time (0.15 s -> 2 rows
     of 0.1 s), and a chunk that keeps them takes over without a blend."""
+    log_dir = tmp_path
 
     class PrefixPolicy(SimPolicy):
         prefixes: list = []
@@ -312,9 +314,16 @@ def test_blend_rtc_hands_the_policy_the_plan_under_way_with_the_measured_delay()
 
     rig = Rig(execution={"blend": "rtc"})
     rig.policy = rig.runner.policy = PrefixPolicy(rig.clock, rig.policy.pose, rig.layout.chunk_size, latency=0.15)
+    rig.runner.obs_log = ObservationLog(log_dir)
     assert rig.runner.start().ok
     rig.run(4.0)
     prefixes = rig.policy.prefixes
+    # The observation log keeps what each chunk continued: an offline replay gets the same inputs.
+    logged = [read_entry(path).prefix for path in sorted(log_dir.glob("chunk_*.npz"))]
+    assert len(logged) == len(prefixes) and logged[0] is None
+    for entry, given in zip(logged[1:], prefixes[1:]):
+        np.testing.assert_array_equal(entry.actions, given.actions)
+        assert entry.delay_steps == given.delay_steps
     assert len(prefixes) >= 4 and prefixes[0] is None
     later = prefixes[2:]
     assert all(p is not None and p.delay_steps == 2 for p in later)

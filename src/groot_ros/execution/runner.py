@@ -358,17 +358,17 @@ class PolicyRunner:
             self._last_chunk_obs_time = obs.stamp
         self.latency.record("inference", done - obs.stamp)
         if self.obs_log is not None:  # under the sequence number the chunk is published with
-            self._write_log(sequence, obs, chunk)
+            self._write_log(sequence, obs, chunk, prefix)
         out = ChunkOut(sequence, chunk, obs, done, submitted.accepted, submitted.reason)
         self._on_chunk(out)
         if not submitted.accepted and not self.machine.held:  # held: refusing is the point, the hold says why
             self._throttle("warn", f"chunk {sequence} not executed: {submitted.reason}", 2.0, "rejected")
         return out
 
-    def _write_log(self, sequence: int, obs: Observation, chunk: np.ndarray) -> None:
+    def _write_log(self, sequence: int, obs: Observation, chunk: np.ndarray, prefix: ChunkPrefix | None) -> None:
         """A full disk or a vanished folder ends the logging, never the inference or the commands."""
         try:
-            self.obs_log.write(sequence, obs, chunk, self.seed)
+            self.obs_log.write(sequence, obs, chunk, self.seed, prefix)
         except Exception as exc:  # noqa: BLE001 - any failure to log: stop logging, say so in /diagnostics
             warning = (f"observation log off since chunk {sequence} ({self.obs_log.directory}): "
                        f"{type(exc).__name__}: {exc}")

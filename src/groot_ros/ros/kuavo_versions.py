@@ -16,6 +16,7 @@ installed ROS packages.
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -116,9 +117,21 @@ def message_definition(version_name: str, type_name: str) -> tuple[str, str]:
     return genmsg.compute_full_text(ctx, spec), genmsg.compute_md5(ctx, spec)
 
 
-@lru_cache(maxsize=None)
+_GENERATE = threading.Lock()
+
+
 def class_from_definition(type_name: str, full_text: str) -> type:
-    """A genpy class built from a full definition (a connection header's or a bag's), as rosbag does."""
+    """A genpy class built from a full definition (a connection header's or a bag's), as rosbag does.
+
+    One at a time: genpy's generator collects the struct patterns of the code it writes in module globals, so two
+    subscriber threads building classes at once (a bag's topics all start together) produce code missing its
+    `_get_struct_*` helpers (NameError on the first message)."""
+    with _GENERATE:
+        return _generated_class(type_name, full_text)
+
+
+@lru_cache(maxsize=None)
+def _generated_class(type_name: str, full_text: str) -> type:
     import genpy.dynamic
 
     return genpy.dynamic.generate_dynamic(type_name, full_text)[type_name]
