@@ -141,3 +141,43 @@ def test_twenty_trials_on_one_model_load(node_on_standin, tiny_checkpoint, tmp_p
     trials = [json.loads(line) for line in (runs / "meta" / "trials.jsonl").read_text().splitlines()]
     assert len(trials) >= 20 and [t["episode_index"] for t in trials] == list(range(len(trials)))
     assert all(t["reason"].startswith("~reset") for t in trials[:20])
+
+
+def test_the_demos_dagger_trial_hands_a_failing_policy_to_the_demonstrator(node_on_standin, tiny_checkpoint,
+                                                                            tmp_path, depalletize_layout):
+    """make demo --dagger's trial with the real node: a policy that does not grasp (the tiny test checkpoint) is
+    taken over after the rule's time, its attempt discarded, and the demonstrator's recovery from the measured pose
+    places the box; the saved episode is the demonstrator's frames, ending at home."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from groot_ros.demo.dagger import SceneWatch, TakeoverRule, run_box
+    from groot_ros.demo.demonstrator import start_pose
+    from groot_ros.ros.backends.factory import make_backend
+    from groot_ros.sim.launcher import SIM_NODE
+
+    node, layout = node_on_standin, depalletize_layout
+    runs = tmp_path / "runs"
+    node.start("sim_depalletize.launch", "seed:=0", "start_paused:=true", f"record_dir:={runs}",
+               "record_video:=false", sim=None, checkpoint=tiny_checkpoint.pretrained_model)
+    node.wait_for(lambda s: s.state == "idle", 90, "the paused start")
+    backend, scene = make_backend("topics", layout), SceneWatch(SIM_NODE)
+    backend.start()
+    try:
+        log = run_box((0.04, 0.0), layout, backend, scene, TakeoverRule(grasp_by_s=3.0, place_by_s=10.0), 9.0,
+                      node.watched)
+    finally:
+        scene.close()
+        backend.shutdown()
+        backend.disconnect()
+    assert log.takeover == "no grasp within 3 s" and log.phase_at_takeover == "on_pallet", log
+    assert log.phase == "placed" and log.success, log
+    assert node.stop_node() == 0, (node.folder / "launch.log").read_text()[-3000:]
+
+    ds = LeRobotDataset("local/runs", root=runs)
+    assert ds.num_episodes == 1  # the policy's attempt was discarded
+    operator = np.array([bool(ds[i]["intervention"]) for i in range(ds.num_frames)])
+    assert operator[-int(0.9 * len(operator)):].all() and len(operator) >= 60, operator.astype(int).tolist()
+    last = ds[ds.num_frames - 1]["action"].numpy()
+    np.testing.assert_allclose(last, start_pose(layout), atol=0.02)  # the recovery ends at home
+    trial = json.loads((runs / "meta" / "trials.jsonl").read_text().splitlines()[0])
+    assert trial["success"] is True and trial["intervention_frames"] == int(operator.sum())

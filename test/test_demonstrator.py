@@ -72,3 +72,58 @@ def test_the_start_pose_does_not_tell_where_the_box_is(depalletize_layout):
     episode = make_episode(depalletize_layout, int(np.argmax(np.abs(yaw - 25.0 * np.sign(box)))), MIN_SECONDS)
     assert envelope_problems(episode) == []  # the longest reach still within the rate limits
     assert np.degrees(episode.keyframes[0, left_yaw]) == pytest.approx(episode.variation.start_yaw_deg)
+
+
+
+def _go(model, layout, goal, seconds=2.0, dt=0.01):
+    """Minimum-jerk from the measured pose to `goal` (what the failing policy did, in short)."""
+    from groot_ros.demo.sim_loop import measured_action, send
+
+    start = measured_action(model.step(0.0), layout)
+    for k in range(int(round(seconds / dt)) + 1):
+        send(model, layout, start + (goal - start) * min_jerk(k * dt / seconds))
+        snap = model.step(dt)
+    return snap
+
+
+@pytest.mark.parametrize("failure", ["missed", "dropped", "held_off_target"])
+def test_the_demonstrator_recovers_a_failed_attempt_from_where_it_stopped(depalletize_layout, failure):
+    """The DAgger round's takeover: wherever the policy left things (claws closed beside the box, the box put down
+    short of the conveyor, the box held up but not carried over), the recovery from the measured pose places it."""
+    import dataclasses
+
+    from groot_ros.demo.demonstrator import recovery_episode, task_poses
+    from groot_ros.demo.sim_loop import measured_action, send
+    from groot_ros.sim.standin_model import ARM_EXTERNAL, StandInModel, load_sim_config
+    from groot_ros.sim.task import DROPPED, GRASPED, ON_PALLET, PLACED
+
+    layout = depalletize_layout
+    model = StandInModel(dataclasses.replace(load_sim_config(), initial_arm_mode=ARM_EXTERNAL, arm_mode_switch_s=0.0))
+    _go(model, layout, start_pose(layout))
+    box = (0.05, 0.01)
+    model.reset_task(box)
+    if failure == "missed":  # reached for a box 7 cm to the right and closed there
+        wrong = task_poses(layout, (-0.02, 0.0))
+        _go(model, layout, wrong["settle"])
+        snap = _go(model, layout, wrong["close"], 0.5)
+        assert snap.task.phase == ON_PALLET and snap.task.missed == 1
+    else:
+        poses = task_poses(layout, box)
+        for phase in ("settle", "close", "lift"):
+            snap = _go(model, layout, poses[phase])
+        assert snap.task.phase == GRASPED
+        if failure == "dropped":
+            open_claws = poses["lift"].copy()
+            open_claws[layout.action_indices("claw")] = 0.0
+            snap = _go(model, layout, open_claws, 0.5)
+            assert snap.task.phase == DROPPED
+    holding = snap.task.phase == GRASPED
+    recovery = recovery_episode(layout, measured_action(snap, layout), snap.task.box, holding)
+    assert recovery.phases[0] == ("lift" if holding else "reach") and recovery.phases[-1] == "rest"
+    np.testing.assert_allclose(recovery.action_at(0.0), measured_action(snap, layout))  # no jump at the takeover
+    assert envelope_problems(recovery) == []
+    snap = model.step(0.0)
+    for k in range(int(round(recovery.seconds / 0.01)) + 1):
+        send(model, layout, recovery.action_at(k * 0.01))
+        snap = model.step(0.01)
+    assert snap.task.phase == PLACED and snap.task.success, snap.task

@@ -17,7 +17,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_demo(DemoConfig(out=Path(args.out), episodes=args.episodes, episode_seconds=args.episode_seconds,
                         train_steps=args.train_steps, closed_loop_seconds=args.closed_loop_seconds,
                         closed_loop_episodes=args.closed_loop_episodes, seed=args.seed,
-                        task=args.task, sim_loop_boxes=args.sim_loop_boxes))
+                        task=args.task, sim_loop_boxes=args.sim_loop_boxes, dagger=args.dagger,
+                        dagger_boxes=args.dagger_boxes, dagger_eval_boxes=args.dagger_eval_boxes))
     return 0
 
 
@@ -82,6 +83,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sim-loop-boxes", type=int, default=d.sim_loop_boxes,
                    help="> 0: also run the sim-loop blends x latencies table on the trained checkpoint with this many "
                         "unseen boxes per cell (about 0.5 s per box and cell); 0: the report shows the committed one")
+    p.add_argument("--dagger", action="store_true",
+                   help="also one DAgger round: the trained policy on new boxes with the node recording, the scripted "
+                        "demonstrator taking over where it fails, the recordings merged, training again, success "
+                        "before and after on unseen boxes (demo/dagger.py)")
+    p.add_argument("--dagger-boxes", type=int, default=d.dagger_boxes, help="new boxes of the DAgger round's trials")
+    p.add_argument("--dagger-eval-boxes", type=int, default=d.dagger_eval_boxes,
+                   help="unseen boxes for the DAgger round's before / after / hold")
     p.add_argument("--task", default=d.task)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=cmd_demo)

@@ -12,12 +12,13 @@ come from the plain functions below.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -171,6 +172,38 @@ class Recorder:
     def close(self) -> None:
         for sub in self.subs:
             sub.unregister()
+
+
+@contextlib.contextmanager
+def node_on_standin(checkpoint: Path, base: Path, layout: Layout, task: str, env: dict, log: Path,
+                    extra: Sequence[str] = ()) -> Iterator[tuple[Any, Any]]:
+    """sim_depalletize.launch with `checkpoint` (the policy node paused) on the private master `env`, once the node
+    reports status and the stand-in serves its arm mode; yields (the launch, a started topics backend for this
+    process's own commands). The backend lets go of its topics and the launch is stopped on exit."""
+    import rospy
+
+    from groot_ros.msg import PolicyStatus
+    from groot_ros.ros.backends.factory import make_backend
+    from groot_ros.sim.launcher import roslaunch, service_up, stop, wait_until
+
+    launch = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={checkpoint}", f"task:={task}",
+                        "start_paused:=true", f"base_config:={base / 'base_model' / 'config.json'}",
+                        f"eagle_assets:={base / 'eagle_assets'}", *extra], env, log)
+    backend = None
+    try:
+        statuses: list = []
+        sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, statuses.append, queue_size=5)
+        wait_until(lambda: statuses, 300, "status from the policy node", [launch])
+        sub.unregister()
+        wait_until(lambda: service_up("/arm_traj_change_mode"), 60, "the stand-in's arm-mode service", [launch])
+        backend = make_backend("topics", layout)
+        backend.start()
+        yield launch, backend
+    finally:
+        if backend is not None:
+            backend.shutdown()
+            backend.disconnect()  # rospy keeps a topic registered while any publisher of it lives
+        stop(launch.proc)
 
 
 def _trigger(name: str) -> None:

@@ -129,19 +129,14 @@ def start_pose(layout: Layout, yaw_deg: float = 0.0) -> np.ndarray:
     return _keyframe(layout, left, CLAW_OPEN, TORSO_HOME)
 
 
-def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
-                 stratum: tuple[int, int] | None = None) -> DemoEpisode:
-    """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed` (and `stratum`)."""
-    if seconds < MIN_SECONDS:
-        raise ValueError(f"an episode needs at least {MIN_SECONDS} s, got {seconds}")
-    var = Variation.sample(seed, stratum)
-    grasp = grasp_pose_deg(var.box_offset)
+def task_poses(layout: Layout, box_offset: tuple[float, float]) -> dict[str, np.ndarray]:
+    """The pose each phase of the task ends in (reach .. rest) for a box at `box_offset` (m)."""
+    grasp = grasp_pose_deg(box_offset)
     lift = LIFT_DEG + (grasp - REACH_DEG)
     moved = lift.copy()
     moved[2] = CARRY_YAW_DEG
     home = start_pose(layout)
-    poses = {  # the pose each segment ends in
-        "hold": start_pose(layout, var.start_yaw_deg),
+    return {
         "reach": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),
         "settle": _keyframe(layout, grasp, CLAW_OPEN, TORSO_BENT),
         "close": _keyframe(layout, grasp, CLAW_CLOSED, TORSO_BENT),
@@ -151,13 +146,45 @@ def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
         "retreat": home,
         "rest": home,
     }
-    keyframes = np.stack([poses["hold"]] + [poses[p] for p in PHASES])
+
+
+def make_episode(layout: Layout, seed: int, seconds: float = 12.0,
+                 stratum: tuple[int, int] | None = None) -> DemoEpisode:
+    """One demonstration of `seconds` (>= MIN_SECONDS), its variation drawn from `seed` (and `stratum`)."""
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"an episode needs at least {MIN_SECONDS} s, got {seconds}")
+    var = Variation.sample(seed, stratum)
     shares = np.array(list(PHASE_SHARE.values())) * np.array(var.phase_scale)
-    moving = _fit_durations(shares / shares.sum() * (seconds - 2 * HOLD_S),
-                            _shortest_durations(layout, keyframes[1:-1]))
-    durations = [HOLD_S, *moving, HOLD_S]
+    return _timed(layout, var, start_pose(layout, var.start_yaw_deg), PHASES,
+                  dict(task_poses(layout, var.box_offset), hold=start_pose(layout, var.start_yaw_deg)),
+                  shares / shares.sum() * (seconds - 2 * HOLD_S))
+
+
+def recovery_episode(layout: Layout, current: np.ndarray, box_offset: tuple[float, float], holding: bool,
+                     seconds: float = 9.0) -> DemoEpisode:
+    """The demonstrator taking over mid-task (the demo's DAgger round): from the measured pose `current`, the rest
+    of the task for the box where it is now. Holding it, it lifts and carries it on; otherwise it reaches for it
+    again with the claws opening on the way (the stand-in counts a grasp on a closing edge at the grasp pose).
+    Each phase takes the time it takes in a demonstration of `seconds`, longer where the rate limits need it."""
+    phases = PHASES[PHASES.index("lift" if holding else "reach"):]
+    moving = phases[:-1]  # every phase but "rest"
+    shares = np.array([PHASE_SHARE[p] for p in moving])
+    var = Variation(box_offset=tuple(float(v) for v in box_offset), phase_scale=(1.0,) * len(moving))
+    return _timed(layout, var, np.asarray(current, dtype=np.float64), phases, task_poses(layout, box_offset),
+                  shares / sum(PHASE_SHARE.values()) * (seconds - 2 * HOLD_S))
+
+
+def _timed(layout: Layout, var: Variation, first: np.ndarray, phases: tuple[str, ...], poses: dict[str, np.ndarray],
+           planned: np.ndarray) -> DemoEpisode:
+    """Keyframes `first`, then the pose each of `phases` ends in; the moving phases (all but the first "hold"
+    and the last "rest", which take HOLD_S) take `planned` seconds, fitted to the node's rate limits; checked
+    against its envelope."""
+    keyframes = np.stack([first] + [poses[p] for p in phases])
+    lead = 1 if phases[0] == "hold" else 0
+    moving = _fit_durations(planned, _shortest_durations(layout, keyframes[lead:-1]))
+    durations = [HOLD_S] * lead + [*moving, HOLD_S]
     episode = DemoEpisode(layout=layout, variation=var, times=np.concatenate([[0.0], np.cumsum(durations)]),
-                          keyframes=keyframes, phases=PHASES)
+                          keyframes=keyframes, phases=phases)
     problems = envelope_problems(episode)
     if problems:
         raise ValueError("the demonstration leaves the node's safety envelope:\n  " + "\n  ".join(problems))

@@ -44,6 +44,9 @@ class DemoConfig:
     task: str = DEFAULT_TASK
     sim_loop_boxes: int = 0  # > 0: also run the sim-loop blends x latencies table on the trained checkpoint (about
     # 0.5 s per box and cell); 0: the report shows the committed table (docs/rtc_sim_loop.json)
+    dagger: bool = False  # also one DAgger round (demo/dagger.py): collect with takeovers, aggregate, retrain
+    dagger_boxes: int = 10  # new boxes the trained policy (and the demonstrator, where it fails) runs on
+    dagger_eval_boxes: int = 20  # unseen boxes for before / after / hold
 
     @property
     def held_out(self) -> int:
@@ -216,11 +219,9 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
     """Task episodes on the stand-in with unseen box positions: trained, untrained (the node) and hold."""
     import rospy
 
-    from groot_ros.demo.closed_loop import Recorder, eval_boxes, largest_step, run_episodes, save
+    from groot_ros.demo.closed_loop import Recorder, eval_boxes, largest_step, node_on_standin, run_episodes, save
     from groot_ros.tools.eval_dataset import open_dataset
-    from groot_ros.msg import PolicyStatus
-    from groot_ros.ros.backends.factory import make_backend
-    from groot_ros.sim.launcher import SIM_NODE, private_master, roslaunch, service_up, stop, wait_until
+    from groot_ros.sim.launcher import SIM_NODE, private_master
     from groot_ros.tools.training import write_untrained_checkpoint
 
     ckpt = (trained / "run" / "checkpoints" / "last" / "pretrained_model").resolve()
@@ -234,30 +235,15 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
     with private_master(out) as env:
         rospy.init_node("groot_demo", anonymous=True, disable_signals=True)
         for policy, checkpoint in checkpoints.items():
-            launch = roslaunch(["groot_ros", "sim_depalletize.launch", f"checkpoint:={checkpoint}", f"task:={cfg.task}",
-                                "start_paused:=true", f"base_config:={base / 'base_model' / 'config.json'}",
-                                f"eagle_assets:={base / 'eagle_assets'}"], env, out / f"launch_{policy}.log")
-            backend = None
-            try:
-                statuses: list = []
-                sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, statuses.append, queue_size=5)
-                wait_until(lambda: statuses, 300, "status from the policy node", [launch])
-                sub.unregister()
-                wait_until(lambda: service_up("/arm_traj_change_mode"), 60, "the stand-in's arm-mode service", [launch])
+            with node_on_standin(checkpoint, base, layout, cfg.task, env,
+                                 out / f"launch_{policy}.log") as (launch, backend):
                 recorder = Recorder(layout, SIM_NODE)
-                backend = make_backend("topics", layout)
-                backend.start()
                 results[policy] = run_episodes(policy, boxes, layout, cfg.closed_loop_seconds, backend, recorder,
                                                [launch])
                 if policy == "trained":  # hold needs no node: run it on this sim while it is up
                     results["hold"] = run_episodes("hold", boxes, layout, cfg.closed_loop_seconds, backend, recorder,
                                                    [launch])
                 recorder.close()
-            finally:
-                if backend is not None:
-                    backend.shutdown()
-                    backend.disconnect()  # rospy keeps a topic registered while any publisher of it lives
-                stop(launch.proc)
     columns = open_dataset(data / "train").hf_dataset.select_columns(["action", "episode_index"])[:]
     actions, episode = np.asarray(columns["action"]), np.asarray(columns["episode_index"])
     demo_step = max(largest_step(actions[episode == e], arms) for e in np.unique(episode))
@@ -286,13 +272,17 @@ def sim_loop(cfg: DemoConfig, trained: Path, out: Path, layout: Layout) -> None:
     (out / "cells.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=1))
 
 
-def sim_blend() -> str:
-    """The blend the closed loop's node runs: config/execution.yaml with sim_depalletize.launch's overrides."""
+def sim_execution_settings() -> Any:
+    """What the closed loop's node runs with: config/execution.yaml with sim_depalletize.launch's overrides."""
     from groot_ros.core.paths import config_dir
     from groot_ros.execution.config import load_execution_settings
 
     sim = yaml.safe_load((config_dir() / "execution_sim.yaml").read_text()) or {}
-    return load_execution_settings(None, sim).execution.blend
+    return load_execution_settings(None, sim)
+
+
+def sim_blend() -> str:
+    return sim_execution_settings().execution.blend
 
 
 def run_demo(cfg: DemoConfig) -> Path:
@@ -318,6 +308,23 @@ def run_demo(cfg: DemoConfig) -> Path:
         blends = stages.run("6_sim_loop", {"boxes": cfg.sim_loop_boxes, "seconds": cfg.closed_loop_seconds,
                                            "task": cfg.task, "seed": cfg.seed},
                             lambda out: sim_loop(cfg, model, out, layout), upstream=(model,)) / "cells.json"
-    report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings, blends, cfg.sim_loop_boxes > 0)
+    dagger = None
+    if cfg.dagger:
+        from groot_ros.demo import dagger as round_
+
+        settings = {"boxes": cfg.dagger_boxes, "seconds": cfg.closed_loop_seconds, "task": cfg.task, "seed": cfg.seed,
+                    "blend": sim_blend()}
+        runs = stages.run("7_dagger_runs", settings, lambda out: round_.collect(cfg, model, out, layout),
+                          upstream=(model,))
+        retrained = stages.run("8_dagger_training", {"steps": cfg.train_steps, "batch": cfg.batch_size,
+                                                     "seed": cfg.seed, "head_width": cfg.head_width},
+                               lambda out: round_.retrain(cfg, data, runs, out, layout), upstream=(data, runs))
+        evaluation = stages.run("9_dagger_evaluation", {"boxes": cfg.dagger_eval_boxes, "seed": cfg.seed,
+                                                        "seconds": cfg.closed_loop_seconds, "blend": sim_blend()},
+                                lambda out: round_.evaluate(cfg, model, retrained, out, layout),
+                                upstream=(model, retrained))
+        dagger = (runs, retrained, evaluation)
+    report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings, blends, cfg.sim_loop_boxes > 0,
+                          dagger)
     print(f"\n[demo] report: {report}")
     return report

@@ -156,7 +156,8 @@ def blend_section(cells_json: Path | None, ran_here: bool) -> list[str]:
 
 def write_report(cfg: Any, layout: Layout, bags: Path, data: Path, model: Path, evals: Path, loop: Path,
                  timings: dict[str, tuple[float, bool]], blends: Path | None = None,
-                 blends_ran_here: bool = False) -> Path:
+                 blends_ran_here: bool = False, dagger: tuple[Path, Path, Path] | None = None) -> Path:
+    """`dagger`: the DAgger round's (runs, retraining, evaluation) stage folders, when it ran."""
     report = Path(cfg.out) / "report"
     shutil.rmtree(report, ignore_errors=True)
     report.mkdir(parents=True)
@@ -166,6 +167,12 @@ def write_report(cfg: Any, layout: Layout, bags: Path, data: Path, model: Path, 
              "held-out episode, and the policy node driving the stand-in in closed loop.", ""]
     loop_lines, loop_summary = closed_loop_section(loop, bags, layout, report)
     lines += loop_lines + blend_section(blends, blends_ran_here)
+    dagger_summary = None
+    if dagger is not None:
+        from groot_ros.demo.dagger import section
+
+        dagger_lines, dagger_summary = section(*dagger)
+        lines += dagger_lines
 
     metrics = json.loads((evals / "trained" / "metrics.json").read_text())
     res = metrics["results"]
@@ -209,5 +216,5 @@ def write_report(cfg: Any, layout: Layout, bags: Path, data: Path, model: Path, 
         "closed_loop": loop_summary, "trained_range_mae": trained, "untrained_range_mae": untrained,
         "hold_range_mae": hold, "untrained_over_trained": untrained / trained if trained else None,
         "trained_beats_hold": trained < hold, "final_step": info["final_step"],
-        "final_loss": points[-1][1] if points else None}, indent=2))
+        "final_loss": points[-1][1] if points else None, "dagger": dagger_summary}, indent=2))
     return index

@@ -11,8 +11,10 @@ starts one with the same value), ~msg_version (the Kuavo message version it spea
 sdk-1.5.0 (default) | open-2025-08 | robot-2025-04: its topics, command topics and services in that version).
 It reports its state in ~arm_ctrl_mode, ~wbc_arm_trajectory_control, ~head_deg and ~claw_commands_dropped
 (params) for observers and tests, every service called in ~services_called (a list, in call order; the hazards it
-reproduces are listed in sim/standin_model.py), and the task's phase (~task_phase, std_msgs/String: on_pallet, grasped, placed, dropped) and success
-(~task_success, std_msgs/Bool), latched, at the camera rate.
+reproduces are listed in sim/standin_model.py), and the task's phase (~task_phase, std_msgs/String: on_pallet,
+grasped, placed, dropped), success (~task_success, std_msgs/Bool) and where the box is (~task_box,
+std_msgs/Float64MultiArray [lateral, forward] m: on the pallet, in the claws or where it was put down; what the
+demo's scripted demonstrator plans a recovery from), latched, at the camera rate.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class LoopbackSim:
         self.services = self._services()
         self.pub_phase = rospy.Publisher("~task_phase", String, queue_size=2, latch=True)
         self.pub_success = rospy.Publisher("~task_success", Bool, queue_size=2, latch=True)
+        self.pub_box = rospy.Publisher("~task_box", Float64MultiArray, queue_size=2, latch=True)
         self._box_offset = self._read_box_offset()
         self.model.reset_task(self._box_offset)
         self.services.append(rospy.Service("~reset_task", Trigger, self._on_reset_task))
@@ -222,6 +225,7 @@ class LoopbackSim:
     def _publish_task(self, task: TaskState) -> None:
         self.pub_phase.publish(String(task.phase))
         self.pub_success.publish(Bool(task.success))
+        self.pub_box.publish(Float64MultiArray(data=list(task.box)))
 
     # --- publishing -----------------------------------------------------------------------------------
     def run(self) -> None:
