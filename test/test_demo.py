@@ -17,19 +17,21 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 CLOSED_LOOP_EPISODES = 3  # the demo itself runs 5
+DAGGER_BOXES = 2  # the demo's --dagger runs 10; that a takeover is recorded as the demonstrator's frames is
+# test_dagger_ros's (a policy that always fails), here the round's stages and report
 
 
-def run_demo(root):
+def run_demo(root, *extra):
     """As `make demo` runs it (a process of its own: it starts its own ROS master), with fewer episodes."""
     out = subprocess.run([sys.executable, "-m", "groot_ros", "demo", "--out", str(root), "--closed-loop-episodes",
-                          str(CLOSED_LOOP_EPISODES)], capture_output=True, text=True, timeout=1500)
+                          str(CLOSED_LOOP_EPISODES), *extra], capture_output=True, text=True, timeout=2400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
 
 def test_demo_pipeline_short(tmp_path, depalletize_layout):
     root = tmp_path / "demo"
-    first = run_demo(root)
+    first = run_demo(root, "--dagger", "--dagger-boxes", str(DAGGER_BOXES), "--dagger-eval-boxes", "4")
     index = root / "report" / "index.md"
     assert f"[demo] report: {index}" in first
     recorded = json.loads((root / "1_recordings" / "episodes.json").read_text())
@@ -48,6 +50,21 @@ def test_demo_pipeline_short(tmp_path, depalletize_layout):
     assert set(success) == {"trained", "untrained", "hold"}
     text = index.read_text()
     assert text.index("## Task success in closed loop") < text.index("## Offline")
+
+    # The DAgger round: one saved episode per trial, the demonstrator finishing what it took over, the recordings
+    # in the aggregate it trained on, before / after / hold on unseen boxes.
+    from groot_ros.tools.eval_dataset import open_dataset
+
+    dagger = result["dagger"]
+    runs = json.loads((root / "7_dagger_runs" / "runs.json").read_text())["runs"]
+    assert dagger["boxes"] == len(runs) == DAGGER_BOXES and dagger["episodes"] == DAGGER_BOXES, dagger
+    assert dagger["takeovers"] == sum(bool(r["takeover"]) for r in runs)
+    assert (dagger["intervention_frames"] > 0) == (dagger["takeovers"] > 0), dagger
+    assert all(r["success"] for r in runs if r["takeover"]), runs  # the demonstrator finishes what it takes over
+    aggregate = open_dataset(root / "8_dagger_training" / "dataset" / "train")
+    assert aggregate.num_frames == open_dataset(root / "2_dataset" / "train").num_frames + dagger["frames"]
+    assert set(dagger["success"]) == {"before", "after", "hold"} and dagger["success"]["hold"] == 0, dagger
+    assert "## One DAgger round" in text and "before and after the round" in text
     for figure in ["training_loss.png", "eval_chunk_rows.png", "eval_ablation.png",
                    *(f"closed_loop_episode_{k}.png" for k in range(CLOSED_LOOP_EPISODES))]:
         assert (index.parent / figure).exists() and f"({figure})" in text
@@ -55,7 +72,7 @@ def test_demo_pipeline_short(tmp_path, depalletize_layout):
 
     # Unseeded chunks of the trained checkpoint differ (fresh noise per call); a seed repeats exactly.
     from groot_ros.policy.runtime import GrootRuntime
-    from groot_ros.tools.eval_dataset import observation_at, open_dataset
+    from groot_ros.tools.eval_dataset import observation_at
 
     runtime = GrootRuntime.load(root / "3_training" / "run" / "checkpoints" / "last" / "pretrained_model",
                                 depalletize_layout)

@@ -1,9 +1,11 @@
 """`python -m groot_ros bench-node`: the policy node's real-time numbers on the Kuavo stand-in sim.
 
 Starts its own roscore, the stand-in sim with three raw rgb8 cameras (default 640x480 at 30 Hz) and the policy
-node with a checkpoint (default: a fresh tiny one), once in async and once in sync mode, and reads what the node
-itself measures (the structured fields of its ~status: chunks, stall and missed ticks, `timings`) plus its CPU
-time. Numbers, not pass/fail: the machine decides them.
+node with a checkpoint (default: a fresh tiny one), once in async and once in sync mode (and, with `record`, once
+more in async mode recording the run as LeRobot episodes with mp4 video: the baseline for "the recorder never
+blocks the control loop" is the async run beside it), and reads what the node itself measures (the structured
+fields of its ~status: chunks, stall and missed ticks, `timings`) plus its CPU time. Numbers, not pass/fail: the
+machine decides them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class NodeBenchConfig:
     image_height: int = 480
     image_width: int = 640
     camera_rate: float = 30.0
-    modes: tuple[str, ...] = ("async", "sync")
+    modes: tuple[str, ...] = ("async", "sync")  # and "record": async with record_dir (LeRobot episodes, mp4)
     fast_inference: bool = False
     topics: str = "sim"  # sim: raw rgb8 Orbbec-style cameras; real: the robot's compressed JPEG /cam_* topics
 
@@ -67,9 +69,12 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
                       missed_ticks=msg.missed_ticks)
 
     overrides = work / f"exec_{mode}.yaml"
-    overrides.write_text(yaml.safe_dump({"execution": {"mode": mode}, "watchdog": {"auto_resume": True}}))
+    execution_mode = "async" if mode == RECORD else mode
+    overrides.write_text(yaml.safe_dump({"execution": {"mode": execution_mode}, "watchdog": {"auto_resume": True}}))
+    record = work / "recording" if mode == RECORD else None
     launch = roslaunch(["groot_ros", "policy.launch", f"checkpoint:={checkpoint}", f"topics:={cfg.topics}",
-                        f"execution_overrides:={overrides}", f"fast_inference:={str(cfg.fast_inference).lower()}"],
+                        f"execution_overrides:={overrides}", f"fast_inference:={str(cfg.fast_inference).lower()}",
+                        *([f"record_dir:={record}", "record_video:=true"] if record else [])],
                        env, work / f"launch_{mode}.log")
     sub = rospy.Subscriber("/groot_policy/status", PolicyStatus, on_status, queue_size=10)
     try:
@@ -80,6 +85,7 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
         time.sleep(cfg.seconds)
         snapshot = dict(latest)
         cpu, wall = _cpu_seconds(pid) - cpu0, time.monotonic() - t0
+        written = _stop_and_count(record, [launch]) if record else None
     finally:
         sub.unregister()
         stop(launch.proc)
@@ -105,7 +111,28 @@ def _run_mode(mode: str, cfg: NodeBenchConfig, checkpoint: Path, work: Path, env
         "missed_ticks": snapshot["missed_ticks"] - missed0,
         "stall_time_s": stall_ticks * 0.01,
         "node_cpu_percent_of_one_core": round(100.0 * cpu / wall, 1),
+        **(written or {}),
     }
+
+
+RECORD = "record"
+
+
+def _stop_and_count(record: Path, watch: list) -> dict:
+    """~stop saves the recorded episode (encoded on the recorder's thread); its frames against the run's length at
+    the dataset's fps: how many the recorder kept."""
+    import rospy
+    from std_srvs.srv import Trigger
+
+    from groot_ros.tools.deployment_recorder import TRIALS_FILE
+
+    rospy.ServiceProxy("/groot_policy/stop", Trigger)()
+    trials = record / TRIALS_FILE
+    wait_until(lambda: trials.exists() and trials.read_text().strip(), 300, "the recorded episode saved", watch)
+    trial = json.loads(trials.read_text().splitlines()[0])
+    info = json.loads((record / "meta" / "info.json").read_text())
+    expected = trial["duration_s"] * info["fps"]
+    return {"recorded_frames": int(info["total_frames"]), "recorded_share": info["total_frames"] / expected}
 
 
 def run_node_benchmark(cfg: NodeBenchConfig) -> dict:
@@ -141,9 +168,13 @@ def format_report(report: dict) -> str:
         ("stall ticks (time)", lambda r: f"{r['stall_ticks']} ({r['stall_time_s']:.2f} s)"),
         ("missed control ticks (machine late)", lambda r: f"{r['missed_ticks']}"),
         ("node CPU (% of one core)", lambda r: f"{r['node_cpu_percent_of_one_core']:.1f}"),
+        ("recorded frames (share of the run at its fps)", lambda r: f"{r['recorded_frames']} "
+         f"({100 * r['recorded_share']:.0f} %)" if "recorded_frames" in r else "-"),
     ]
     width = max(len(name) for name, _ in rows) + 2
-    lines = [f"{'':<{width}}" + "".join(f"{r['mode'] + ' (' + str(r['seconds']) + ' s)':>26}" for r in runs)]
+    label = {RECORD: "async+record"}
+    lines = [f"{'':<{width}}" + "".join(f"{label.get(r['mode'], r['mode']) + ' (' + str(r['seconds']) + ' s)':>26}"
+                                        for r in runs)]
     lines += [f"{name:<{width}}" + "".join(f"{fmt(r):>26}" for r in runs) for name, fmt in rows]
     cfg = report["config"]
     kind = "raw rgb8" if cfg["topics"] == "sim" else f"'{cfg['topics']}' (JPEG where compressed)"

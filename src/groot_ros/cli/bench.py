@@ -149,7 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="measured time per mode")
     p.add_argument("--image-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     p.add_argument("--camera-rate", type=float, default=30.0)
-    p.add_argument("--modes", nargs="+", default=["async", "sync"], choices=("async", "sync"))
+    p.add_argument("--modes", nargs="+", default=["async", "sync"], choices=("async", "sync", "record"),
+                   help="record: async with record_dir (LeRobot episodes, mp4): compare it with async")
     p.add_argument("--fast-inference", action="store_true")
     p.add_argument("--topics", default="sim", choices=("sim", "real"),
                    help="sim: raw rgb8 cameras; real: the robot's compressed JPEG /cam_* topics")
