@@ -97,7 +97,10 @@ class Recorder:
             status = self.latest_status()
             return status if status is not None and predicate(status) else None
 
-        return wait_until(matching, timeout, f"{what} (last status: {self.latest_status()})", watch, poll=0.1)
+        try:
+            return wait_until(matching, timeout, what, watch, poll=0.1)
+        except TimeoutError as exc:  # the status at the end of the wait, not at its start
+            raise TimeoutError(f"{exc}\nlast status: {self.latest_status()}") from None
 
     def close(self):
         for sub in self.subs:
