@@ -53,6 +53,18 @@ def cmd_sim_loop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dagger_trials(args: argparse.Namespace) -> int:
+    """A DAgger round's trials: the policy on new boxes, the demonstrator taking over where it fails, recorded."""
+    from groot_ros.core.layout import load_layout
+    from groot_ros.demo.dagger import trials
+
+    runs = trials(Path(args.model), Path(args.out), load_layout(), args.boxes, args.seconds, args.demo_seconds,
+                  args.task, args.seed)
+    print(f"{len(runs)} trials, {sum(bool(r.takeover) for r in runs)} taken over; recorded in "
+          f"{Path(args.out) / 'recordings'}")
+    return 0
+
+
 def cmd_record_demos(args: argparse.Namespace) -> int:
     from groot_ros.demo.recording import RecordError, RecordOptions, record
 
@@ -93,6 +105,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default=d.task)
     p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("dagger-trials", help="a DAgger round's trials on the stand-in (make demo --dagger's first "
+                                             "stage): the policy node recording, the scripted demonstrator taking "
+                                             "over where the policy fails")
+    p.add_argument("--model", required=True, help="a demo training folder (run/checkpoints/last/pretrained_model, "
+                                                  "tiny_base/), e.g. artifacts/demo/3_training")
+    p.add_argument("--out", required=True, help="folder for recordings/ (LeRobot dataset), runs.json, launch.log")
+    p.add_argument("--boxes", type=int, default=d.dagger_boxes)
+    p.add_argument("--seconds", type=float, default=d.closed_loop_seconds, help="the policy's time to place a box")
+    p.add_argument("--demo-seconds", type=float, default=d.episode_seconds,
+                   help="the demonstrator's pace: a phase takes what it takes in a demonstration this long")
+    p.add_argument("--task", default=d.task)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.set_defaults(func=cmd_dagger_trials)
 
     p = sub.add_parser("sim-loop", help="closed loop without ROS in simulated time (stand-in core, the node's "
                                         "execution core, the policy, injected latency): blends x latencies table")

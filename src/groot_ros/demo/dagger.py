@@ -18,6 +18,8 @@ the stand-in's task, the node's execution core with the sim launch's settings), 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -161,24 +163,36 @@ def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: Scene
     return log
 
 
-def collect(cfg: Any, model: Path, out: Path, layout: Layout) -> None:
-    """The trained policy on `cfg.dagger_boxes` new boxes with the node recording; runs.json per trial."""
+def collect(cfg: Any, model: Path, out: Path) -> None:
+    """The demo stage: `dagger-trials` in a process of its own (rospy joins one master once per process, and the
+    demo's closed loop has joined, and stopped, its own)."""
+    subprocess.run([sys.executable, "-m", "groot_ros", "dagger-trials", "--model", str(model), "--out", str(out),
+                    "--boxes", str(cfg.dagger_boxes), "--seconds", str(cfg.closed_loop_seconds),
+                    "--demo-seconds", str(cfg.episode_seconds), "--task", cfg.task, "--seed", str(cfg.seed)],
+                   check=True)
+
+
+def trials(model: Path, out: Path, layout: Layout, boxes: int, seconds: float, demo_seconds: float, task: str,
+           seed: int) -> list[RunLog]:
+    """The trained policy (a demo training stage's folder: its checkpoint and tiny base) on `boxes` new boxes with
+    the node recording into out/recordings; runs.json per trial."""
     import rospy
 
     from groot_ros.demo.closed_loop import node_on_standin
     from groot_ros.sim.launcher import SIM_NODE, private_master
 
     checkpoint, base = (model / CHECKPOINT).resolve(), (model / "tiny_base").resolve()
-    rule = TakeoverRule(place_by_s=cfg.closed_loop_seconds)
+    out = out.resolve()
+    rule = TakeoverRule(place_by_s=seconds)
     runs = []
     with private_master(out) as env:
         rospy.init_node("groot_demo_dagger", anonymous=True, disable_signals=True)
         extra = (f"record_dir:={out / 'recordings'}", "record_video:=false")
-        with node_on_standin(checkpoint, base, layout, cfg.task, env, out / "launch.log", extra) as (launch, backend):
+        with node_on_standin(checkpoint, base, layout, task, env, out / "launch.log", extra) as (launch, backend):
             scene = SceneWatch(SIM_NODE)
             try:
-                for box in collection_boxes(cfg.seed, cfg.dagger_boxes):
-                    runs.append(run_box(box, layout, backend, scene, rule, cfg.episode_seconds, [launch]))
+                for box in collection_boxes(seed, boxes):
+                    runs.append(run_box(box, layout, backend, scene, rule, demo_seconds, [launch]))
                     r = runs[-1]
                     print(f"[demo] DAgger box {box[0]:+.3f} {box[1]:+.3f} m: "
                           + (f"taken over after {r.policy_seconds:.1f} s ({r.takeover}, {r.phase_at_takeover})"
@@ -187,6 +201,7 @@ def collect(cfg: Any, model: Path, out: Path, layout: Layout) -> None:
             finally:
                 scene.close()
     (out / "runs.json").write_text(json.dumps({"rule": asdict(rule), "runs": [asdict(r) for r in runs]}, indent=1))
+    return runs
 
 
 def retrain(cfg: Any, data: Path, runs: Path, out: Path, layout: Layout) -> None:
@@ -253,7 +268,7 @@ def section(runs: Path, retrained: Path, evaluation: Path) -> tuple[list[str], d
     taken = [t for t in trials if t["takeover"]]
     lines = ["## One DAgger round (`--dagger`)", "",
              f"The trained policy ran on {len(trials)} new boxes with the node recording (`record_dir`). The scripted "
-             f"demonstrator took over {len(taken)} times (rule: the box put down off the conveyor, no grasp within "
+             f"demonstrator took over {len(taken)} time(s) (rule: the box put down off the conveyor, no grasp within "
              f"{rule['grasp_by_s']:.0f} s, not placed within {rule['place_by_s']:.0f} s): the policy's attempt was "
              "discarded (`~discard`), the node handed over (`~takeover`) and recorded the demonstrator's commands "
              "from the command topics as the actions. The recordings were merged with the training dataset and the "
@@ -270,9 +285,9 @@ def section(runs: Path, retrained: Path, evaluation: Path) -> tuple[list[str], d
               "| policy | task success |", "|---|---|"]
     lines += [f"| {name} | **{success[name]}/{count}** |" for name in results]
     info = json.loads((retrained / "training.json").read_text())
-    lines += ["", f"Retraining on the aggregate: {info['final_step']} steps in {info['seconds']:.0f} s. One round "
-                  f"with {len(taken)} corrections: a difference of one or two boxes is within what retraining "
-                  "alone changes.", ""]
+    lines += ["", f"Retraining on the aggregate: {info['final_step']} steps in {info['seconds']:.0f} s. This is one "
+                  f"round with {len(taken)} correction(s) ({intervened} frames): what it changed here, not a trend; "
+                  "telling a gain from the spread of retraining takes several rounds and retrainings.", ""]
     figures = {"boxes": len(trials), "takeovers": len(taken), "episodes": episodes, "frames": frames,
                "intervention_frames": intervened, "eval_boxes": count, "success": success}
     return lines, figures

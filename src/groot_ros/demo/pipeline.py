@@ -314,7 +314,7 @@ def run_demo(cfg: DemoConfig) -> Path:
 
         settings = {"boxes": cfg.dagger_boxes, "seconds": cfg.closed_loop_seconds, "task": cfg.task, "seed": cfg.seed,
                     "blend": sim_blend()}
-        runs = stages.run("7_dagger_runs", settings, lambda out: round_.collect(cfg, model, out, layout),
+        runs = stages.run("7_dagger_runs", settings, lambda out: round_.collect(cfg, model, out),
                           upstream=(model,))
         retrained = stages.run("8_dagger_training", {"steps": cfg.train_steps, "batch": cfg.batch_size,
                                                      "seed": cfg.seed, "head_width": cfg.head_width},

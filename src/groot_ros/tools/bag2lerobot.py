@@ -148,6 +148,7 @@ def merge_datasets(roots: Sequence[str | Path], out: str | Path, repo_id: str | 
         raise ConversionError(f"{target} already exists: choose a new --out")
     features = {r: set(json.loads((r / "meta" / "info.json").read_text())["features"]) for r in sources}
     shared = set.intersection(*features.values())
+    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="groot_merge_", dir=target.parent) as scratch:
         inputs = [_without_run_features(r, sorted(features[r] - shared), Path(scratch)) for r in sources]
         try:
