@@ -204,13 +204,12 @@ def trials(model: Path, out: Path, layout: Layout, boxes: int, seconds: float, d
     return runs
 
 
-def retrain(cfg: Any, data: Path, runs: Path, out: Path, layout: Layout) -> None:
-    """The recordings merged with the training dataset, then the demo's recipe on the aggregate."""
-    from groot_ros.demo.pipeline import train
+def aggregate(data: Path, runs: Path, out: Path) -> Path:
+    """The recordings merged with the training dataset (out/dataset/train), for the demo's recipe to train on."""
     from groot_ros.tools.bag2lerobot import merge_datasets
 
     merge_datasets([data / "train", runs / "recordings"], out / "dataset" / "train")
-    train(cfg, out / "dataset", out, layout)
+    return out / "dataset"
 
 
 class HoldHome:
@@ -223,10 +222,10 @@ class HoldHome:
         return self.chunk
 
 
-def evaluate(cfg: Any, before: Path, after: Path, out: Path, layout: Layout) -> None:
-    """before (the demo's trained model), after (retrained on the aggregate) and hold on the same unseen boxes."""
+def evaluate(cfg: Any, before: Path, after: Path, out: Path, layout: Layout, settings: Any) -> None:
+    """before (the demo's trained model), after (retrained on the aggregate) and hold on the same unseen boxes,
+    with the execution `settings` the sim launch's node runs."""
     from groot_ros.demo.closed_loop import eval_boxes
-    from groot_ros.demo.pipeline import sim_execution_settings
     from groot_ros.demo.sim_loop import LoopConfig, run_boxes
     from groot_ros.policy.loading import load_policy
     from groot_ros.sim.standin_model import load_sim_config
@@ -238,7 +237,7 @@ def evaluate(cfg: Any, before: Path, after: Path, out: Path, layout: Layout) -> 
                 "hold": lambda: HoldHome(layout)}
     results = {}
     for name, make in policies.items():
-        episodes = run_boxes(make(), layout, sim_execution_settings(), load_sim_config(), boxes, loop, cfg.seed)
+        episodes = run_boxes(make(), layout, settings, load_sim_config(), boxes, loop, cfg.seed)
         results[name] = [{"box": list(e.box), "phase": e.phase, "success": e.success, "seconds": e.seconds}
                          for e in episodes]
         print(f"[demo] DAgger evaluation {name}: {sum(e.success for e in episodes)}/{len(episodes)} placed",

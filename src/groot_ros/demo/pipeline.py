@@ -318,10 +318,12 @@ def run_demo(cfg: DemoConfig) -> Path:
                           upstream=(model,))
         retrained = stages.run("8_dagger_training", {"steps": cfg.train_steps, "batch": cfg.batch_size,
                                                      "seed": cfg.seed, "head_width": cfg.head_width},
-                               lambda out: round_.retrain(cfg, data, runs, out, layout), upstream=(data, runs))
+                               lambda out: train(cfg, round_.aggregate(data, runs, out), out, layout),
+                               upstream=(data, runs))
         evaluation = stages.run("9_dagger_evaluation", {"boxes": cfg.dagger_eval_boxes, "seed": cfg.seed,
                                                         "seconds": cfg.closed_loop_seconds, "blend": sim_blend()},
-                                lambda out: round_.evaluate(cfg, model, retrained, out, layout),
+                                lambda out: round_.evaluate(cfg, model, retrained, out, layout,
+                                                            sim_execution_settings()),
                                 upstream=(model, retrained))
         dagger = (runs, retrained, evaluation)
     report = write_report(cfg, layout, bags, data, model, evals, loop, stages.timings, blends, cfg.sim_loop_boxes > 0,
