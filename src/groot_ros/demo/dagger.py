@@ -3,11 +3,12 @@
 Collect (the real node on the stand-in, as a lab runs it): sim_depalletize.launch with the trained checkpoint and
 `record_dir` (the node writes each run as LeRobot episodes, images as PNG like the demo's dataset). Per new box
 (seeds neither the recordings nor the evaluation use): approach home, reset the task, ~start. A supervisor watches
-the stand-in's task (TakeoverRule); when the policy fails, the policy's attempt is dropped (~discard: what is kept
-is what the demonstrator shows from the state the policy got into, as in HG-DAgger), the demonstrator takes over
+the stand-in's task (TakeoverRule); when the policy fails, the policy's attempt is dropped (~pause, ~discard: what
+is kept is what the demonstrator shows from the state the policy got into, as in HG-DAgger), the demonstrator takes over
 (~takeover) and finishes the task from the measured pose through the robot's command topics
 (demonstrator.recovery_episode), and the node records those commands as the actions (intervention frames). ~stop
-saves the episode with the stand-in's verdict. A run the policy finishes alone is kept as it is.
+saves the episode with the stand-in's verdict. A run the policy finishes alone is discarded too: its actions are the
+policy's own, not a correction.
 
 Aggregate and retrain: the recordings merged with the training dataset (merge-datasets: LeRobot's aggregation),
 then the demo's recipe again, from the same tiny base and seed, on the aggregate (DAgger's step: train on all the
@@ -18,6 +19,7 @@ the stand-in's task, the node's execution core with the sim launch's settings), 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -143,11 +145,13 @@ def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: Scene
             break
         time.sleep(0.1)
     log.policy_seconds = time.monotonic() - t0
+    _call(NODE + "/pause")  # pauses are not recorded: nothing more of the policy's own run
+    _call(NODE + "/discard")  # the policy's actions teach it nothing new; what is kept is the demonstrator's
     if log.takeover:
-        _call(NODE + "/discard")
-        _call(NODE + "/takeover", True)  # the node stops commanding and records what the topics carry
+        _call(NODE + "/takeover", True)  # the node commands nothing and records what the command topics carry
         backend.start()
         time.sleep(0.5)  # the demonstrator's publishers reach the stand-in and the node before the first command
+        _call(NODE + "/discard")  # the robot standing still meanwhile is no demonstration either
         phase, where, _ = scene.now()
         log.phase_at_takeover = phase
         recovery = recovery_episode(layout, _measured_action(layout), where, holding=phase == GRASPED,
@@ -156,7 +160,7 @@ def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: Scene
         deadline = time.monotonic() + 2.0
         while scene.now()[0] != PLACED and time.monotonic() < deadline:
             time.sleep(0.1)
-    _call(NODE + "/stop")  # saves the episode with the stand-in's verdict
+    _call(NODE + "/stop")  # saves the demonstrator's episode with the stand-in's verdict (nothing after a pause)
     if not log.takeover:
         backend.start()  # publishers again, for the next approach
     log.phase, log.success = task_outcome()
@@ -205,10 +209,15 @@ def trials(model: Path, out: Path, layout: Layout, boxes: int, seconds: float, d
 
 
 def aggregate(data: Path, runs: Path, out: Path) -> Path:
-    """The recordings merged with the training dataset (out/dataset/train), for the demo's recipe to train on."""
+    """The recordings merged with the training dataset (out/dataset/train), for the demo's recipe to train on; a
+    round without a correction recorded nothing and trains on the training dataset alone."""
     from groot_ros.tools.bag2lerobot import merge_datasets
 
-    merge_datasets([data / "train", runs / "recordings"], out / "dataset" / "train")
+    target = out / "dataset" / "train"
+    if _recorded(runs / "recordings")[0]:
+        merge_datasets([data / "train", runs / "recordings"], target)
+    else:
+        shutil.copytree(data / "train", target)
     return out / "dataset"
 
 
@@ -249,6 +258,8 @@ def _recorded(recordings: Path) -> tuple[int, int, int]:
     """(episodes, frames, intervention frames) the node wrote."""
     from groot_ros.tools.deployment_recorder import TRIALS_FILE
 
+    if not (recordings / "meta" / "info.json").is_file():
+        return 0, 0, 0  # no episode kept
     info = json.loads((recordings / "meta" / "info.json").read_text())
     trials = recordings / TRIALS_FILE
     intervened = sum(json.loads(line).get("intervention_frames", 0)
@@ -270,8 +281,9 @@ def section(runs: Path, retrained: Path, evaluation: Path) -> tuple[list[str], d
              f"demonstrator took over {len(taken)} time(s) (rule: the box put down off the conveyor, no grasp within "
              f"{rule['grasp_by_s']:.0f} s, not placed within {rule['place_by_s']:.0f} s): the policy's attempt was "
              "discarded (`~discard`), the node handed over (`~takeover`) and recorded the demonstrator's commands "
-             "from the command topics as the actions. The recordings were merged with the training dataset and the "
-             "same recipe trained again on the aggregate.", "",
+             "from the command topics as the actions. Runs the policy finished alone were discarded (its own "
+             "actions). The recordings were merged with the training dataset and the same recipe trained again on "
+             "the aggregate.", "",
              "| box (m) | policy | demonstrator | outcome |", "|---|---|---|---|"]
     for t in trials:
         lines.append(f"| {t['box'][0]:+.3f}, {t['box'][1]:+.3f} | "
