@@ -82,7 +82,6 @@ class FaultRun:
     def __init__(self, rospy, rec, layout, watched):
         self.rospy, self.rec, self.layout, self.watched = rospy, rec, layout, watched
         self.table: list[dict] = []
-        self.unasked: list[str] = []  # reasons of holds no case injected (resumed by running())
 
     def mark(self) -> int:
         with self.rec.lock:
@@ -98,22 +97,8 @@ class FaultRun:
         return row
 
     def running(self, timeout: float = 120.0):
-        """The node running with a chunk. These tests turn auto-resume off, so a hold nobody injected (a camera
-        frame late on a loaded 2-core machine: 'stale: last message 0.33 s old, limit 0.30') would last: it is
-        resumed here, as an operator would, and kept in `self.unasked` for the table."""
-        deadline = time.monotonic() + timeout
-        while True:
-            last = self.rec.latest_status()
-            seen = last.header.seq if last is not None else -1  # a status from before a ~resume is no answer
-            status = self.rec.wait_for(lambda s: s.header.seq > seen and (
-                (s.state == "running" and s.chunks >= 1) or s.state == "holding"),
-                max(deadline - time.monotonic(), 0.1), "running after the start-up", self.watched)
-            if status.state == "running":
-                return status
-            if status.reason not in self.unasked:
-                self.unasked.append(status.reason)
-            call(self.rospy, "/groot_policy/resume")  # refused while the input is still late: tried again
-            time.sleep(0.2)
+        """Running with a chunk; these tests turn auto-resume off: a hold no case injected is resumed (conftest)."""
+        return self.rec.running(timeout, self.watched)
 
     def hold_case(self, name, inject, clear, reason_part, resume=True):
         self.running(30.0)
@@ -142,8 +127,8 @@ class FaultRun:
     def save(self, path):
         path.write_text(json.dumps(self.table, indent=1))
         print(json.dumps(self.table, indent=1))
-        if self.unasked:
-            print("holds no case injected (resumed):", self.unasked)
+        if self.rec.unasked:
+            print("holds no case injected (resumed):", self.rec.unasked)
 
 
 def _policy_setup(rospy, tmp_path, **topic_overrides):

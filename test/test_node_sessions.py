@@ -119,7 +119,7 @@ def test_start_pose_from_a_recording_and_diagnostics_while_running(node_on_stand
         assert response.success, response.message
         arm = _measured_arm(rospy)  # right after the start-up sequence, before the policy moved far
         assert np.abs(arm - target).max() < np.radians(6), (np.degrees(arm), np.degrees(target))
-        node.wait_for(lambda s: s.state == "running" and s.chunks >= 2, 30, "chunks after the start-up")
+        node.rec.running(30, node.watched, chunks=2)
         time.sleep(2.5)  # a few diagnostics periods
         with lock:
             names = dict(diagnostics)

@@ -206,35 +206,52 @@ def node_on_standin(checkpoint: Path, base: Path, layout: Layout, task: str, env
         stop(launch.proc)
 
 
-def _trigger(name: str) -> None:
-    import rospy
-    from std_srvs.srv import Trigger
+NODE = "/groot_policy"
 
+
+def call_node(service: str, *args: Any) -> str:
+    """One of the policy node's services (Trigger, or SetBool given its argument); a refusal raises naming it."""
+    import rospy
+    from std_srvs.srv import SetBool, Trigger
+
+    name = f"{NODE}/{service}"
     rospy.wait_for_service(name, timeout=30)
-    reply = rospy.ServiceProxy(name, Trigger)()
+    reply = rospy.ServiceProxy(name, SetBool if args else Trigger)(*args)
     if not reply.success:
         raise RuntimeError(f"{name}: {reply.message}")
+    return reply.message
+
+
+def new_task(backend: Any, layout: Layout, box: tuple[float, float], rate: float) -> None:
+    """The arms to home by the minimum-jerk approach, then a new task with the box at `box`."""
+    drive(backend, layout, approach(layout, start_pose(layout)), APPROACH_S + 0.5, rate)
+    reset_task(box)
+
+
+def start_node(backend: Any, layout: Layout, watch: Sequence[Any]) -> None:
+    """~start once this process has let go of the command topics (one commander per robot)."""
+    from groot_ros.ros.commander import other_commanders
+    from groot_ros.sim.launcher import wait_until
+
+    backend.disconnect()
+    wait_until(lambda: not other_commanders(layout, NODE), 10, "release of the command topics by this process", watch)
+    call_node("start")
 
 
 def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layout, seconds: float, backend: Any,
                  recorder: Recorder, watch: Sequence[Any], rate: float = 100.0) -> list[EpisodeLog]:
     """One episode per box: approach the start pose, reset the task, run the node (or hold) until placed."""
     from groot_ros.demo.recording import task_outcome
-    from groot_ros.ros.commander import other_commanders
-    from groot_ros.sim.launcher import check_alive, wait_until
+    from groot_ros.sim.launcher import check_alive
 
     home = start_pose(layout)
     logs = []
     for box in boxes:
-        drive(backend, layout, approach(layout, home), APPROACH_S + 0.5, rate)
-        reset_task(box)
+        new_task(backend, layout, box, rate)
         log = EpisodeLog(policy=policy, box=tuple(box))
         recorder.begin(log)
-        if policy != "hold":  # one commander per robot: the node starts only once this process's publishers are gone
-            backend.disconnect()
-            wait_until(lambda: not other_commanders(layout, "/groot_policy"), 10,
-                       "release of the command topics by this process", watch)
-            _trigger("/groot_policy/start")
+        if policy != "hold":
+            start_node(backend, layout, watch)
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             check_alive(watch, f"closed-loop episode ({policy})")
@@ -246,7 +263,7 @@ def run_episodes(policy: str, boxes: Sequence[tuple[float, float]], layout: Layo
                 break
         log.seconds = time.monotonic() - t0
         if policy != "hold":
-            _trigger("/groot_policy/stop")
+            call_node("stop")
             backend.start()  # publishers again, for the next approach
         log.phase, log.success = task_outcome()
         recorder.end()

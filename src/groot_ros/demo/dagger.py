@@ -35,7 +35,6 @@ from groot_ros.demo.demonstrator import BOX_LATERAL_M, Variation, recovery_episo
 from groot_ros.demo.recording import episode_seed
 from groot_ros.sim.task import DROPPED, GRASPED, PLACED
 
-NODE = "/groot_policy"
 DAGGER_SEED_OFFSET = 2_000_029  # collection boxes come from seeds no recording and no evaluation uses
 CHECKPOINT = Path("run") / "checkpoints" / "last" / "pretrained_model"
 
@@ -111,31 +110,16 @@ class SceneWatch:
             sub.unregister()
 
 
-def _call(name: str, *args: Any) -> str:
-    """A node service (Trigger, or SetBool with an argument); its refusal raises, naming the service."""
-    import rospy
-    from std_srvs.srv import SetBool, Trigger
-
-    rospy.wait_for_service(name, timeout=30)
-    reply = rospy.ServiceProxy(name, SetBool if args else Trigger)(*args)
-    if not reply.success:
-        raise RuntimeError(f"{name}: {reply.message}")
-    return reply.message
-
-
 def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: SceneWatch, rule: TakeoverRule,
             demo_seconds: float, watch: Sequence[Any], rate: float = 100.0) -> RunLog:
     """One trial: the policy from home; on failure the demonstrator's recovery, recorded as intervention frames."""
-    from groot_ros.demo.recording import APPROACH_S, _measured_action, approach, drive, reset_task, task_outcome
-    from groot_ros.ros.commander import other_commanders
-    from groot_ros.sim.launcher import check_alive, wait_until
+    from groot_ros.demo.closed_loop import call_node, new_task, start_node
+    from groot_ros.demo.recording import _measured_action, drive, task_outcome
+    from groot_ros.sim.launcher import check_alive
 
-    drive(backend, layout, approach(layout, start_pose(layout)), APPROACH_S + 0.5, rate)
-    reset_task(box)
+    new_task(backend, layout, box, rate)
     scene.begin()
-    backend.disconnect()  # one commander per robot: the node starts once this process's publishers are gone
-    wait_until(lambda: not other_commanders(layout, NODE), 10, "release of the command topics by this process", watch)
-    _call(NODE + "/start")
+    start_node(backend, layout, watch)
     log, t0 = RunLog(box=tuple(box)), time.monotonic()
     while True:
         check_alive(watch, "DAgger trial")
@@ -145,13 +129,13 @@ def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: Scene
             break
         time.sleep(0.1)
     log.policy_seconds = time.monotonic() - t0
-    _call(NODE + "/pause")  # pauses are not recorded: nothing more of the policy's own run
-    _call(NODE + "/discard")  # the policy's actions teach it nothing new; what is kept is the demonstrator's
+    call_node("pause")  # pauses are not recorded: nothing more of the policy's own run
+    call_node("discard")  # the policy's actions teach it nothing new; what is kept is the demonstrator's
     if log.takeover:
-        _call(NODE + "/takeover", True)  # the node commands nothing and records what the command topics carry
+        call_node("takeover", True)  # the node commands nothing and records what the command topics carry
         backend.start()
         time.sleep(0.5)  # the demonstrator's publishers reach the stand-in and the node before the first command
-        _call(NODE + "/discard")  # the robot standing still meanwhile is no demonstration either
+        call_node("discard")  # the robot standing still meanwhile is no demonstration either
         phase, where, _ = scene.now()
         log.phase_at_takeover = phase
         recovery = recovery_episode(layout, _measured_action(layout), where, holding=phase == GRASPED,
@@ -160,7 +144,7 @@ def run_box(box: tuple[float, float], layout: Layout, backend: Any, scene: Scene
         deadline = time.monotonic() + 2.0
         while scene.now()[0] != PLACED and time.monotonic() < deadline:
             time.sleep(0.1)
-    _call(NODE + "/stop")  # saves the demonstrator's episode with the stand-in's verdict (nothing after a pause)
+    call_node("stop")  # saves the demonstrator's episode with the stand-in's verdict (nothing after a pause)
     if not log.takeover:
         backend.start()  # publishers again, for the next approach
     log.phase, log.success = task_outcome()
