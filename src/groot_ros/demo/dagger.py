@@ -34,9 +34,10 @@ from groot_ros.core.layout import Layout
 from groot_ros.demo.demonstrator import BOX_LATERAL_M, Variation, recovery_episode, start_pose
 from groot_ros.demo.recording import episode_seed
 from groot_ros.sim.task import DROPPED, GRASPED, PLACED
+from groot_ros.tools.training import LAST_CHECKPOINT
 
 DAGGER_SEED_OFFSET = 2_000_029  # collection boxes come from seeds no recording and no evaluation uses
-CHECKPOINT = Path("run") / "checkpoints" / "last" / "pretrained_model"
+CHECKPOINT = Path("run") / LAST_CHECKPOINT  # in a demo training stage's folder
 
 
 def collection_boxes(seed: int, count: int) -> list[tuple[float, float]]:

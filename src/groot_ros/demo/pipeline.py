@@ -26,6 +26,7 @@ import yaml
 from groot_ros.core.layout import Layout, load_layout
 from groot_ros.core.observation import DEFAULT_TASK
 from groot_ros.core.paths import package_root
+from groot_ros.demo.dagger import CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def evaluate(cfg: DemoConfig, dataset: Path, trained: Path, out: Path, layout: L
     from groot_ros.policy.runtime import GrootRuntime
     from groot_ros.tools.training import untrained_runtime
 
-    checkpoint = trained / "run" / "checkpoints" / "last" / "pretrained_model"
+    checkpoint = trained / CHECKPOINT
     options = EvalOptions(episodes=(0,), action_chunk_size=8, variants=("normal", "state-zero", "image-zero"),
                           seed=cfg.seed)
     # the checkpoint carries its base config only; the base weights are the tiny base model it was trained from
@@ -224,7 +225,7 @@ def closed_loop(cfg: DemoConfig, data: Path, trained: Path, out: Path, layout: L
     from groot_ros.sim.launcher import SIM_NODE, private_master
     from groot_ros.tools.training import write_untrained_checkpoint
 
-    ckpt = (trained / "run" / "checkpoints" / "last" / "pretrained_model").resolve()
+    ckpt = (trained / CHECKPOINT).resolve()
     base = (trained / "tiny_base").resolve()
     checkpoints = {"trained": ckpt, "untrained": write_untrained_checkpoint(ckpt, out / "untrained_checkpoint",
                                                                            base_model=base / "base_model")}
@@ -264,7 +265,7 @@ def sim_loop(cfg: DemoConfig, trained: Path, out: Path, layout: Layout) -> None:
     from groot_ros.policy.loading import load_policy
     from groot_ros.sim.standin_model import load_sim_config
 
-    policy = load_policy(trained / "run" / "checkpoints" / "last" / "pretrained_model", layout, fast=True)
+    policy = load_policy(trained / CHECKPOINT, layout, fast=True)
     cells = compare(policy, layout, load_execution_settings(), load_sim_config(), SIM_LOOP_BLENDS,
                     SIM_LOOP_LATENCIES_S, unseen_boxes(cfg.sim_loop_boxes, cfg.seed),
                     LoopConfig(seconds=cfg.closed_loop_seconds, task=cfg.task),

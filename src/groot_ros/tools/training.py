@@ -36,7 +36,8 @@ DEFAULT_BASE_MODEL = "nvidia/GR00T-N1.5-3B"
 # Peak learning rate for the tiny model: GrootConfig's 1e-4 suits fine-tuning a pretrained 3B model; a tiny
 # model trained from its starting weights for ~1000 steps needs 30x that (docs/tiny_training.md).
 TINY_LR = 3e-3
-TRAIN_CONFIG = Path("checkpoints") / "last" / "pretrained_model" / "train_config.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last" / "pretrained_model"  # in a run directory: the last saved policy
+TRAIN_CONFIG = LAST_CHECKPOINT / "train_config.json"
 
 
 class TrainingError(ValueError):
